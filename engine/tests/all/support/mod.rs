@@ -1,0 +1,1 @@
+//! Test helpers: loopback HTTP servers, guest loaders, fixtures.

@@ -1,0 +1,1 @@
+//! chatflow-sdk: write chatflow Code blocks in Rust.
