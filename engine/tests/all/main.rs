@@ -5,3 +5,4 @@
 //! Rust guests built for wasm32 by a build script).
 
 mod support;
+mod template;
