@@ -4,5 +4,6 @@
 //! `support::server`; Code block tests run real wasm (hand-written WAT and
 //! Rust guests built for wasm32 by a build script).
 
+mod net;
 mod support;
 mod template;
