@@ -5,5 +5,6 @@
 //! Rust guests built for wasm32 by a build script).
 
 mod net;
+mod rest;
 mod support;
 mod template;
