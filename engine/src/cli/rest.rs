@@ -88,8 +88,8 @@ pub struct Args {
     /// The response body cap in bytes (default 1 MiB, at most 16 MiB).
     #[arg(long, value_name = "BYTES")]
     max_response_bytes: Option<u64>,
-    /// Allow requests to this host pattern: api.example.com, *.example.com,
-    /// 127.0.0.1, [::1]:8080. Repeatable. Without any, every host is allowed
+    /// Allow requests to this host pattern: `api.example.com`,
+    /// `*.example.com`, `127.0.0.1`, `[::1]:8080`. Repeatable. Without any, every host is allowed
     /// (public addresses only).
     #[arg(long = "allow-host", value_name = "PATTERN")]
     allow_hosts: Vec<String>,

@@ -238,7 +238,7 @@ impl Request {
     }
 
     /// Appends a header (a name may repeat). Refuses an invalid or
-    /// client-managed name ([`validate_header_name`](super::validate_header_name))
+    /// client-managed name ([`validate_header_name`])
     /// and a value with control characters other than tab.
     pub fn header(mut self, name: &str, value: &str) -> Result<Request, InvalidRequest> {
         let header = validate_header_name(name)?;
