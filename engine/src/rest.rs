@@ -925,6 +925,21 @@ mod tests {
         assert_eq!(block.response_property(), "API Response");
     }
 
+    fn variant_name(kind: &ConfigErrorKind) -> &'static str {
+        match kind {
+            ConfigErrorKind::Template(_) => "Template",
+            ConfigErrorKind::Url(_) => "Url",
+            ConfigErrorKind::Scheme { .. } => "Scheme",
+            ConfigErrorKind::Header(_) => "Header",
+            ConfigErrorKind::Render(_) => "Render",
+            ConfigErrorKind::PropertyName(_) => "PropertyName",
+            ConfigErrorKind::SameProperty => "SameProperty",
+            ConfigErrorKind::EmptyName => "EmptyName",
+            ConfigErrorKind::DuplicateName { .. } => "DuplicateName",
+            ConfigErrorKind::Zero => "Zero",
+        }
+    }
+
     #[test]
     fn compiles_bad() {
         let base = RestConfig::new(RestMethod::Get, "http://h/");
@@ -1043,9 +1058,30 @@ mod tests {
                 "max_response_bytes: must be more than 0",
             ),
         ];
-        for (c, field, message) in cases {
+        // The typed variant of each case above, in order.
+        let variants = [
+            "Template",
+            "Template",
+            "Scheme",
+            "Url",
+            "Url",
+            "Template",
+            "Header",
+            "Header",
+            "Render",
+            "EmptyName",
+            "Template",
+            "DuplicateName",
+            "PropertyName",
+            "SameProperty",
+            "Zero",
+            "Zero",
+        ];
+        assert_eq!(cases.len(), variants.len());
+        for ((c, field, message), variant) in cases.into_iter().zip(variants) {
             let err = c.compile().unwrap_err();
             assert_eq!(err.field, field, "{c:?}");
+            assert_eq!(variant_name(&err.kind), variant, "{c:?}");
             assert_eq!(err.to_string(), message);
         }
         // A repeated name is fine in a form body.

@@ -69,6 +69,8 @@ impl HttpClient {
     /// a 3xx comes back as a [`Response`] like any other status. Non-2xx
     /// statuses are not errors here.
     ///
+    /// Must run inside a tokio runtime (DNS resolution and timers use it).
+    ///
     /// Fails with [`NetError::Denied`], [`NetError::Timeout`],
     /// [`NetError::Connect`], [`NetError::Transport`],
     /// [`NetError::BodyTooLarge`] or [`NetError::InvalidRequest`].
