@@ -4,4 +4,9 @@
 //! `support::server`; Code block tests run real wasm (hand-written WAT and
 //! Rust guests built for wasm32 by a build script).
 
+#[cfg(feature = "cli")]
+mod cli;
+mod net;
+mod rest;
 mod support;
+mod template;
