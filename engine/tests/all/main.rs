@@ -4,4 +4,5 @@
 //! `support::server`; Code block tests run real wasm (hand-written WAT and
 //! Rust guests built for wasm32 by a build script).
 
+mod sandbox;
 mod support;
