@@ -91,7 +91,7 @@ impl Engine {
     /// Builds an engine: one HTTP client, one sandbox.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let http = HttpClient::new(config.net.clone())?;
-        let sandbox = Sandbox::new(config.sandbox.clone(), http.clone())?;
+        let sandbox = Sandbox::new(config.sandbox.clone())?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -130,6 +130,8 @@ impl Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }

@@ -104,7 +104,9 @@ pub enum ConditionError {
     )]
     Spelling,
     /// The operator is not one of [`Op::NAMES`].
-    #[error("unknown operator {op:?}; expected one of exists, not_exists, equals, not_equals, contains, <, <=, >, >=")]
+    #[error(
+        "unknown operator {op:?}; expected one of exists, not_exists, equals, not_equals, contains, <, <=, >, >="
+    )]
     UnknownOp {
         /// The operator as written.
         op: String,
@@ -302,12 +304,33 @@ mod tests {
     #[test]
     fn parse_bad() {
         let cases: [(&str, ConditionError); 7] = [
-            ("API Response exists", ConditionError::When { text: "API Response exists".into() }),
-            ("{{x}}", ConditionError::When { text: "{{x}}".into() }),
-            ("{{x}} is_set", ConditionError::UnknownOp { op: "is_set".into() }),
+            (
+                "API Response exists",
+                ConditionError::When {
+                    text: "API Response exists".into(),
+                },
+            ),
+            (
+                "{{x}}",
+                ConditionError::When {
+                    text: "{{x}}".into(),
+                },
+            ),
+            (
+                "{{x}} is_set",
+                ConditionError::UnknownOp {
+                    op: "is_set".into(),
+                },
+            ),
             ("{{x}} exists now", ConditionError::Value { op: Op::Exists }),
             ("{{x}} equals", ConditionError::Value { op: Op::Equals }),
-            ("{{x}} > ten", ConditionError::NotANumber { op: Op::Gt, value: "ten".into() }),
+            (
+                "{{x}} > ten",
+                ConditionError::NotANumber {
+                    op: Op::Gt,
+                    value: "ten".into(),
+                },
+            ),
             ("{{}} exists", ConditionError::Name(NameError::Empty)),
         ];
         for (when, want) in cases {

@@ -111,7 +111,8 @@ impl Flow {
 
     /// The type of block `id`, if there is one.
     pub fn block_type(&self, id: &str) -> Option<BlockType> {
-        self.index(id).map(|i| self.inner.blocks[i].kind.block_type())
+        self.index(id)
+            .map(|i| self.inner.blocks[i].kind.block_type())
     }
 
     /// Things worth knowing that do not stop the flow from loading, such as
@@ -126,10 +127,6 @@ impl Flow {
 
     pub(crate) fn block(&self, index: usize) -> &Block {
         &self.inner.blocks[index]
-    }
-
-    pub(crate) fn start_index(&self) -> usize {
-        self.inner.start
     }
 }
 
@@ -215,7 +212,9 @@ pub enum ProblemKind {
     #[error("missing \"type\" (one of message, rest_api, code, branch, set, input)")]
     MissingType,
     /// A block's `type` is not one of the known types.
-    #[error("unknown block type {found:?} (expected one of message, rest_api, code, branch, set, input)")]
+    #[error(
+        "unknown block type {found:?} (expected one of message, rest_api, code, branch, set, input)"
+    )]
     UnknownType {
         /// The type as written.
         found: String,
@@ -349,7 +348,12 @@ impl<'e> FlowLoader<'e> {
         }
     }
 
-    fn compile(&self, json: &str, base_dir: &Path, problems: &mut Vec<Problem>) -> Option<FlowInner> {
+    fn compile(
+        &self,
+        json: &str,
+        base_dir: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> Option<FlowInner> {
         let file: FlowFile = match serde_json::from_str(json) {
             Ok(file) => file,
             Err(e) => {
@@ -420,7 +424,12 @@ impl<'e> FlowLoader<'e> {
         })
     }
 
-    fn compile_block(&self, spec: BlockSpec, base_dir: &Path, ctx: &mut Ctx<'_>) -> Option<BlockKind> {
+    fn compile_block(
+        &self,
+        spec: BlockSpec,
+        base_dir: &Path,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<BlockKind> {
         match spec {
             BlockSpec::Message(m) => ctx.template("text", &m.text).map(BlockKind::Message),
             BlockSpec::RestApi(config) => {
@@ -432,11 +441,26 @@ impl<'e> FlowLoader<'e> {
                     }
                 };
                 let policy = self.engine.http().policy();
-                if let Err(e) = policy.effective_timeout(config.timeout_ms.map(std::time::Duration::from_millis)) {
-                    ctx.problem(Some("timeout_ms".into()), ProblemKind::RestLimit(e.to_string()));
+                if let Some(ms) = config.timeout_ms
+                    && (ms == 0 || u128::from(ms) > policy.max_timeout.as_millis())
+                {
+                    let message = format!(
+                        "{ms} ms is outside the network policy's range (1 to {} ms)",
+                        policy.max_timeout.as_millis()
+                    );
+                    ctx.problem(Some("timeout_ms".into()), ProblemKind::RestLimit(message));
                 }
-                if let Err(e) = policy.effective_response_bytes(config.max_response_bytes) {
-                    ctx.problem(Some("max_response_bytes".into()), ProblemKind::RestLimit(e.to_string()));
+                if let Some(bytes) = config.max_response_bytes
+                    && (bytes == 0 || bytes > policy.max_response_bytes)
+                {
+                    let message = format!(
+                        "{bytes} bytes is outside the network policy's range (1 to {} bytes)",
+                        policy.max_response_bytes
+                    );
+                    ctx.problem(
+                        Some("max_response_bytes".into()),
+                        ProblemKind::RestLimit(message),
+                    );
                 }
                 Some(BlockKind::Rest(Box::new(block)))
             }
@@ -512,7 +536,11 @@ impl<'e> FlowLoader<'e> {
         }
     }
 
-    fn load_module(&self, module: &ModuleRef, base_dir: &Path) -> Result<CodeModule, sandbox::LoadError> {
+    fn load_module(
+        &self,
+        module: &ModuleRef,
+        base_dir: &Path,
+    ) -> Result<CodeModule, sandbox::LoadError> {
         let sandbox = self.engine.sandbox();
         if let ModuleRef::Path(path) = module
             && let Some(bytes) = self.modules.get(&*path.to_string_lossy())
@@ -579,8 +607,9 @@ fn parse_block(
         Some(serde_json::Value::String(next)) if kind != BlockType::Branch => Some(next),
         Some(serde_json::Value::String(_)) => {
             return Err(ProblemKind::Fields {
-                message: "a branch has no \"next\": its conditions and \"else\" pick the next block"
-                    .into(),
+                message:
+                    "a branch has no \"next\": its conditions and \"else\" pick the next block"
+                        .into(),
             });
         }
         Some(other) => {
@@ -594,8 +623,12 @@ fn parse_block(
         message: strip_position(&e.to_string()),
     };
     let spec = match kind {
-        BlockType::Message => BlockSpec::Message(serde_json::from_value(value).map_err(fields_err)?),
-        BlockType::RestApi => BlockSpec::RestApi(serde_json::from_value(value).map_err(fields_err)?),
+        BlockType::Message => {
+            BlockSpec::Message(serde_json::from_value(value).map_err(fields_err)?)
+        }
+        BlockType::RestApi => {
+            BlockSpec::RestApi(serde_json::from_value(value).map_err(fields_err)?)
+        }
         BlockType::Code => BlockSpec::Code(serde_json::from_value(value).map_err(fields_err)?),
         BlockType::Branch => BlockSpec::Branch(serde_json::from_value(value).map_err(fields_err)?),
         BlockType::Set => BlockSpec::Set(serde_json::from_value(value).map_err(fields_err)?),

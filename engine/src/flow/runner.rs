@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Engine;
 use crate::properties::{ChangeSet, Properties};
-use crate::sandbox::{LogRecord, RunError};
 use crate::rest::RestError;
+use crate::sandbox::{LogEntry, RunError};
 
 use super::load::{BlockKind, Flow};
 use super::model::BlockType;
@@ -92,7 +92,10 @@ impl Conversation {
 
     /// Whether the conversation is over (completed or stopped).
     pub fn is_finished(&self) -> bool {
-        matches!(self.position, Position::Completed | Position::Stopped { .. })
+        matches!(
+            self.position,
+            Position::Completed | Position::Stopped { .. }
+        )
     }
 
     /// The prompt, if the conversation waits for input.
@@ -165,7 +168,7 @@ pub struct Step {
     pub http_calls: Option<u32>,
     /// Code block: its logs (kept for failed runs too).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub logs: Vec<LogRecord>,
+    pub logs: Vec<LogEntry>,
     /// The error, for `ignored_error` and `stopped`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -219,7 +222,9 @@ pub enum StopError {
     },
     /// More blocks ran in one turn than the engine's step limit: most
     /// likely a loop in the flow.
-    #[error("block {block:?}: {limit} blocks ran without reaching the end or an input block; the flow probably loops (step limit {limit})")]
+    #[error(
+        "block {block:?}: {limit} blocks ran without reaching the end or an input block; the flow probably loops (step limit {limit})"
+    )]
     StepLimit {
         /// The block that would have run next.
         block: String,
@@ -298,7 +303,13 @@ impl Engine {
                         return self.stop(conversation, turn, unknown(flow, block));
                     };
                     conversation.properties.set(property.clone(), answer);
-                    turn.trace.push(step(b.id.clone(), BlockType::Input, StepOutcome::Ok, started, next_id(flow, b.next)));
+                    turn.trace.push(step(
+                        b.id.clone(),
+                        BlockType::Input,
+                        StepOutcome::Ok,
+                        started,
+                        next_id(flow, b.next),
+                    ));
                     turn.trace.last_mut().expect("just pushed").changed = vec![property.clone()];
                     b.next
                 }
@@ -336,7 +347,13 @@ impl Engine {
                         block: block.id.clone(),
                         text: text.render_text(props),
                     });
-                    turn.trace.push(step(block.id.clone(), BlockType::Message, StepOutcome::Ok, started, next_id(flow, block.next)));
+                    turn.trace.push(step(
+                        block.id.clone(),
+                        BlockType::Message,
+                        StepOutcome::Ok,
+                        started,
+                        next_id(flow, block.next),
+                    ));
                     block.next
                 }
                 BlockKind::Set(sets) => {
@@ -346,18 +363,33 @@ impl Engine {
                     }
                     let changed = names(&changes);
                     props.apply(changes);
-                    let mut s = step(block.id.clone(), BlockType::Set, StepOutcome::Ok, started, next_id(flow, block.next));
+                    let mut s = step(
+                        block.id.clone(),
+                        BlockType::Set,
+                        StepOutcome::Ok,
+                        started,
+                        next_id(flow, block.next),
+                    );
                     s.changed = changed;
                     turn.trace.push(s);
                     block.next
                 }
-                BlockKind::Branch { conditions, otherwise } => {
+                BlockKind::Branch {
+                    conditions,
+                    otherwise,
+                } => {
                     let next = conditions
                         .iter()
                         .find(|(cond, _)| cond.holds(props))
                         .map(|(_, target)| *target)
                         .or(*otherwise);
-                    turn.trace.push(step(block.id.clone(), BlockType::Branch, StepOutcome::Ok, started, next_id(flow, next)));
+                    turn.trace.push(step(
+                        block.id.clone(),
+                        BlockType::Branch,
+                        StepOutcome::Ok,
+                        started,
+                        next_id(flow, next),
+                    ));
                     next
                 }
                 BlockKind::Input { prompt, .. } => {
@@ -366,7 +398,13 @@ impl Engine {
                         block: block.id.clone(),
                         text: prompt.clone(),
                     });
-                    turn.trace.push(step(block.id.clone(), BlockType::Input, StepOutcome::Waiting, started, None));
+                    turn.trace.push(step(
+                        block.id.clone(),
+                        BlockType::Input,
+                        StepOutcome::Waiting,
+                        started,
+                        None,
+                    ));
                     conversation.position = Position::WaitingForInput {
                         block: block.id.clone(),
                         prompt,
@@ -376,7 +414,13 @@ impl Engine {
                 }
                 BlockKind::Rest(rest) => {
                     let outcome = rest.execute(self.http(), props).await;
-                    let mut s = step(block.id.clone(), BlockType::RestApi, StepOutcome::Ok, started, None);
+                    let mut s = step(
+                        block.id.clone(),
+                        BlockType::RestApi,
+                        StepOutcome::Ok,
+                        started,
+                        None,
+                    );
                     s.http_status = outcome.status.map(|st| st.as_u16());
                     s.duration = outcome.duration;
                     if outcome.stop {
@@ -384,7 +428,10 @@ impl Engine {
                         s.outcome = StepOutcome::Stopped;
                         s.error = Some(error.to_string());
                         turn.trace.push(s);
-                        let err = StopError::Rest { block: block.id.clone(), source: error };
+                        let err = StopError::Rest {
+                            block: block.id.clone(),
+                            source: error,
+                        };
                         return self.stop(conversation, turn, err);
                     }
                     if let Some(error) = &outcome.error {
@@ -397,9 +444,19 @@ impl Engine {
                     turn.trace.push(s);
                     block.next
                 }
-                BlockKind::Code { module, limits, ignore_error } => {
+                BlockKind::Code {
+                    module,
+                    limits,
+                    ignore_error,
+                } => {
                     let outcome = self.sandbox().run(module, props, limits).await;
-                    let mut s = step(block.id.clone(), BlockType::Code, StepOutcome::Ok, started, None);
+                    let mut s = step(
+                        block.id.clone(),
+                        BlockType::Code,
+                        StepOutcome::Ok,
+                        started,
+                        None,
+                    );
                     s.duration = outcome.duration;
                     s.fuel_used = Some(outcome.fuel_used);
                     s.http_calls = Some(outcome.http_calls);
@@ -409,10 +466,11 @@ impl Engine {
                             s.changed = names(&output.changes);
                             s.next = next_id(flow, block.next);
                             props.apply(output.changes);
-                            turn.messages.extend(output.messages.into_iter().map(|text| Message {
-                                block: block.id.clone(),
-                                text,
-                            }));
+                            turn.messages
+                                .extend(output.messages.into_iter().map(|text| Message {
+                                    block: block.id.clone(),
+                                    text,
+                                }));
                             turn.trace.push(s);
                             block.next
                         }
@@ -427,7 +485,10 @@ impl Engine {
                             s.outcome = StepOutcome::Stopped;
                             s.error = Some(error.to_string());
                             turn.trace.push(s);
-                            let err = StopError::Code { block: block.id.clone(), source: error };
+                            let err = StopError::Code {
+                                block: block.id.clone(),
+                                source: error,
+                            };
                             return self.stop(conversation, turn, err);
                         }
                     }
@@ -465,7 +526,13 @@ fn names(changes: &ChangeSet) -> Vec<String> {
     changes.iter().map(|(name, _)| name.to_string()).collect()
 }
 
-fn step(block: String, block_type: BlockType, outcome: StepOutcome, started: Instant, next: Option<String>) -> Step {
+fn step(
+    block: String,
+    block_type: BlockType,
+    outcome: StepOutcome,
+    started: Instant,
+    next: Option<String>,
+) -> Step {
     Step {
         block,
         block_type,
