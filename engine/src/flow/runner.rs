@@ -140,6 +140,8 @@ pub enum TurnStatus {
 pub struct Message {
     /// The block that produced it.
     pub block: String,
+    /// The index in [`Turn::trace`] of the step that produced it.
+    pub step: usize,
     /// The text.
     pub text: String,
 }
@@ -345,6 +347,7 @@ impl Engine {
                 BlockKind::Message(text) => {
                     turn.messages.push(Message {
                         block: block.id.clone(),
+                        step: turn.trace.len(),
                         text: text.render_text(props),
                     });
                     turn.trace.push(step(
@@ -396,6 +399,7 @@ impl Engine {
                     let prompt = prompt.render_text(props);
                     turn.messages.push(Message {
                         block: block.id.clone(),
+                        step: turn.trace.len(),
                         text: prompt.clone(),
                     });
                     turn.trace.push(step(
@@ -466,9 +470,11 @@ impl Engine {
                             s.changed = names(&output.changes);
                             s.next = next_id(flow, block.next);
                             props.apply(output.changes);
+                            let step = turn.trace.len();
                             turn.messages
                                 .extend(output.messages.into_iter().map(|text| Message {
                                     block: block.id.clone(),
+                                    step,
                                     text,
                                 }));
                             turn.trace.push(s);
