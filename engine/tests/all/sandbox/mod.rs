@@ -13,6 +13,7 @@ mod cli;
 mod concurrency;
 mod hostile;
 mod load;
+mod selectors;
 
 /// A sandbox with a small pool (tests run in parallel, each pool slot
 /// reserves address space).
