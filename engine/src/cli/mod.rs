@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one REST API block and print its outcome.
-    Rest(rest::Args),
+    Rest(Box<rest::Args>),
     /// Validate a Code block module against ABI v1.
     Check(check::Args),
     /// Run one Code block and print its outcome.
@@ -49,7 +49,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
-        Command::Rest(args) => rest::run(args),
+        Command::Rest(args) => rest::run(*args),
         Command::Check(args) => check::run(args),
         Command::Code(args) => code::run(args),
     };

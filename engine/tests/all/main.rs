@@ -4,5 +4,10 @@
 //! `support::server`; Code block tests run real wasm (hand-written WAT and
 //! Rust guests built for wasm32 by a build script).
 
+#[cfg(feature = "cli")]
+mod cli;
+mod net;
+mod rest;
 mod sandbox;
 mod support;
+mod template;

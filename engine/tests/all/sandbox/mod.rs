@@ -8,6 +8,7 @@ use chatflow_engine::sandbox::{CodeModule, Outcome, RunError, Sandbox, SandboxCo
 
 mod abi;
 mod cache;
+#[cfg(feature = "cli")]
 mod cli;
 
 mod concurrency;

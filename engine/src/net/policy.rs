@@ -1,0 +1,980 @@
+//! [`NetPolicy`]: which URLs and addresses a block may reach, and the
+//! limits on each request.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::{Host, Url};
+
+use super::{DenyReason, InvalidRequest, NetError, redact_url};
+
+/// The network policy shared by the REST API block and the Code block's
+/// HTTP imports: where requests may go, and how long and how large they may
+/// be.
+///
+/// The rules, in the order [`NetPolicy::check_url`] and the client's DNS
+/// resolver apply them:
+///
+/// 1. **Scheme**: `http` and `https` only.
+/// 2. **Allowed hosts**: when [`allowed_hosts`](Self::allowed_hosts) is
+///    empty every host may be called (subject to rule 3); otherwise the
+///    URL's host and port must match one of the patterns (see
+///    [`HostPattern`]).
+/// 3. **Addresses**: every address a request would connect to is
+///    classified ([`AddressClass`]). Only [`AddressClass::Public`] is
+///    allowed by default; [`allow_loopback`](Self::allow_loopback) and
+///    [`allow_private`](Self::allow_private) open those two classes; every
+///    other class (link-local and the cloud metadata address
+///    `169.254.169.254`, unspecified, multicast, broadcast, documentation,
+///    reserved) is always denied. For a host name the check runs on each
+///    address DNS returns, inside the client's resolver, so the address
+///    checked is the address connected to (DNS rebinding cannot slip
+///    through); addresses that fail are dropped and the request is denied
+///    if none is left. For an IP literal (`http://10.0.0.1/`, and every
+///    spelling the URL parser turns into one: `http://2130706433/`,
+///    `http://0x7f.1/`, `http://[::ffff:127.0.0.1]/`) the check runs before
+///    anything is sent.
+/// 4. **IP-literal exception**: a URL whose host is an IP literal that
+///    matches an IP entry of the allowed hosts (`127.0.0.1`, `[::1]:8080`)
+///    skips rule 3 for that exact address: the operator named it. This is
+///    how tests and the demo reach a server on `127.0.0.1`. A host *name*
+///    entry never bypasses rule 3: `localhost` in the list still needs
+///    `allow_loopback`.
+///
+/// Timeouts and the response size cap have a default, used when a request
+/// does not set its own, and an operator maximum that per-request values
+/// are clamped to.
+///
+/// `NetPolicy` is `#[non_exhaustive]`: start from [`NetPolicy::default`]
+/// and set the fields you need.
+///
+/// ```
+/// use std::time::Duration;
+/// use chatflow_engine::net::NetPolicy;
+///
+/// let mut policy = NetPolicy::default();
+/// policy.allow_host("api.example.com")?.allow_host("*.partner.example")?;
+/// policy.timeout = Duration::from_secs(5);
+/// policy.validate()?;
+/// # Ok::<(), chatflow_engine::net::PolicyError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NetPolicy {
+    /// Host patterns requests may go to; empty means any host (addresses
+    /// are still checked). See [`HostPattern`] for the syntax.
+    ///
+    /// By default the list is empty.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Allow loopback addresses (`127.0.0.0/8`, `::1`, and their
+    /// IPv4-mapped forms).
+    ///
+    /// By default this is `false`.
+    pub allow_loopback: bool,
+    /// Allow private addresses: RFC 1918 (`10/8`, `172.16/12`,
+    /// `192.168/16`), carrier-grade NAT (`100.64/10`) and IPv6 unique local
+    /// addresses (`fc00::/7`). Link-local and metadata addresses stay
+    /// denied.
+    ///
+    /// By default this is `false`.
+    pub allow_private: bool,
+    /// How long establishing a connection (TCP and TLS) may take. Applies
+    /// to every request; not overridable per request.
+    ///
+    /// By default this is 5 seconds.
+    #[serde(rename = "connect_timeout_ms", with = "millis")]
+    pub connect_timeout: Duration,
+    /// Total time for one request, from sending to the last body byte, when
+    /// the request does not set its own.
+    ///
+    /// By default this is 10 seconds.
+    #[serde(rename = "timeout_ms", with = "millis")]
+    pub timeout: Duration,
+    /// The longest total timeout a request may ask for; longer requests are
+    /// clamped to it.
+    ///
+    /// By default this is 60 seconds.
+    #[serde(rename = "max_timeout_ms", with = "millis")]
+    pub max_timeout: Duration,
+    /// The response body cap, in bytes, when the request does not set its
+    /// own. A body over the cap fails the request with
+    /// [`NetError::BodyTooLarge`] as soon as the cap is crossed.
+    ///
+    /// By default this is 1 MiB.
+    pub response_bytes: u64,
+    /// The largest response body cap a request may ask for; larger caps are
+    /// clamped to it.
+    ///
+    /// By default this is 16 MiB.
+    pub max_response_bytes: u64,
+}
+
+impl Default for NetPolicy {
+    fn default() -> Self {
+        NetPolicy {
+            allowed_hosts: Vec::new(),
+            allow_loopback: false,
+            allow_private: false,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            max_timeout: Duration::from_secs(60),
+            response_bytes: 1 << 20,
+            max_response_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Why a [`NetPolicy`] or [`HostPattern`] was refused, or the HTTP client
+/// could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// An allowed-host pattern does not parse.
+    #[error("allowed host {pattern:?}: {reason}")]
+    HostPattern {
+        /// The refused pattern.
+        pattern: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A timeout or size limit is zero, or a default is above its maximum.
+    #[error("network policy: {0}")]
+    Limits(&'static str),
+    /// The HTTP client could not be built (TLS initialisation).
+    #[error("building the http client")]
+    Client(#[source] reqwest::Error),
+}
+
+impl NetPolicy {
+    /// Adds a pattern to [`allowed_hosts`](Self::allowed_hosts).
+    pub fn allow_host(&mut self, pattern: &str) -> Result<&mut Self, PolicyError> {
+        self.allowed_hosts.push(pattern.parse()?);
+        Ok(self)
+    }
+
+    /// Checks the limits: every timeout and cap is non-zero, and each
+    /// default is at most its maximum. [`HttpClient::new`](super::HttpClient::new)
+    /// calls this.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let err = |msg| Err(PolicyError::Limits(msg));
+        if self.connect_timeout.is_zero() {
+            return err("connect_timeout_ms must be more than 0");
+        }
+        if self.timeout.is_zero() || self.max_timeout.is_zero() {
+            return err("timeout_ms and max_timeout_ms must be more than 0");
+        }
+        if self.timeout > self.max_timeout {
+            return err("timeout_ms is more than max_timeout_ms");
+        }
+        if self.response_bytes == 0 || self.max_response_bytes == 0 {
+            return err("response_bytes and max_response_bytes must be more than 0");
+        }
+        if self.response_bytes > self.max_response_bytes {
+            return err("response_bytes is more than max_response_bytes");
+        }
+        Ok(())
+    }
+
+    /// The total timeout for a request that asks for `requested` (or for
+    /// the default): clamped to [`max_timeout`](Self::max_timeout). A
+    /// requested zero is [`InvalidRequest::ZeroTimeout`].
+    pub fn effective_timeout(
+        &self,
+        requested: Option<Duration>,
+    ) -> Result<Duration, InvalidRequest> {
+        match requested {
+            Some(t) if t.is_zero() => Err(InvalidRequest::ZeroTimeout),
+            Some(t) => Ok(t.min(self.max_timeout)),
+            None => Ok(self.timeout.min(self.max_timeout)),
+        }
+    }
+
+    /// The response body cap for a request that asks for `requested` (or
+    /// for the default): clamped to
+    /// [`max_response_bytes`](Self::max_response_bytes). A requested zero is
+    /// [`InvalidRequest::ZeroResponseBytes`].
+    pub fn effective_response_bytes(&self, requested: Option<u64>) -> Result<u64, InvalidRequest> {
+        match requested {
+            Some(0) => Err(InvalidRequest::ZeroResponseBytes),
+            Some(n) => Ok(n.min(self.max_response_bytes)),
+            None => Ok(self.response_bytes.min(self.max_response_bytes)),
+        }
+    }
+
+    /// Checks a URL against rules 1, 2 and 4 (and rule 3 for IP literals);
+    /// see the [type docs](Self). A host name's addresses are checked
+    /// later, by the client's resolver, on every connection.
+    pub fn check_url(&self, url: &Url) -> Result<(), NetError> {
+        let denied = |reason| NetError::Denied {
+            url: redact_url(url),
+            reason,
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(denied(DenyReason::Scheme {
+                scheme: url.scheme().to_string(),
+            }));
+        }
+        let Some(host) = url.host() else {
+            return Err(InvalidRequest::NoHost.into());
+        };
+        let port = url.port_or_known_default().unwrap_or(0);
+        let matched = self.allowed_hosts.iter().find(|p| p.matches(&host, port));
+        if !self.allowed_hosts.is_empty() && matched.is_none() {
+            return Err(denied(DenyReason::HostNotAllowed {
+                host: host_port(&host, url.port()),
+            }));
+        }
+        let ip = match host {
+            Host::Ipv4(ip) => IpAddr::V4(ip),
+            Host::Ipv6(ip) => IpAddr::V6(ip),
+            Host::Domain(_) => return Ok(()),
+        };
+        if matched.is_some_and(|p| p.ip().is_some()) {
+            // Rule 4: the operator listed this exact address.
+            return Ok(());
+        }
+        self.check_address(ip).map_err(denied)
+    }
+
+    /// Checks one address against rule 3 (the class rules), as the DNS
+    /// resolver does for each resolved address.
+    pub fn check_address(&self, ip: IpAddr) -> Result<(), DenyReason> {
+        AddressRules::from(self).check(ip)
+    }
+}
+
+fn host_port(host: &Host<&str>, port: Option<u16>) -> String {
+    match port {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// The part of the policy the DNS resolver needs, copied into it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AddressRules {
+    pub(crate) allow_loopback: bool,
+    pub(crate) allow_private: bool,
+}
+
+impl From<&NetPolicy> for AddressRules {
+    fn from(p: &NetPolicy) -> Self {
+        AddressRules {
+            allow_loopback: p.allow_loopback,
+            allow_private: p.allow_private,
+        }
+    }
+}
+
+impl AddressRules {
+    pub(crate) fn check(self, ip: IpAddr) -> Result<(), DenyReason> {
+        let class = classify(ip);
+        let allowed = match class {
+            AddressClass::Public => true,
+            AddressClass::Loopback => self.allow_loopback,
+            AddressClass::Private => self.allow_private,
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(DenyReason::Address { ip, class })
+        }
+    }
+}
+
+/// What kind of address an IP is, for the policy's address rules.
+///
+/// IPv6 forms that embed an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`,
+/// IPv4-compatible `::a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d`, NAT64
+/// `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::`) take the class of the IPv4
+/// address they embed, so `[::ffff:127.0.0.1]` is loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum AddressClass {
+    /// Globally routable: allowed.
+    Public,
+    /// `127.0.0.0/8`, `::1`. Allowed with `allow_loopback`.
+    Loopback,
+    /// RFC 1918 `10/8`, `172.16/12`, `192.168/16`; CGNAT `100.64/10`;
+    /// unique local `fc00::/7`. Allowed with `allow_private`.
+    Private,
+    /// `169.254/16` (including the cloud metadata address
+    /// `169.254.169.254`), `fe80::/10`. Always denied (unless the exact IP
+    /// is an allowed host).
+    LinkLocal,
+    /// `0.0.0.0`, `::`. Always denied.
+    Unspecified,
+    /// `224/4`, `ff00::/8`. Always denied.
+    Multicast,
+    /// `255.255.255.255`. Always denied.
+    Broadcast,
+    /// Documentation ranges `192.0.2/24`, `198.51.100/24`, `203.0.113/24`,
+    /// `2001:db8::/32`, `3fff::/20`. Always denied.
+    Documentation,
+    /// Other special-purpose ranges: `0/8`, `192.0.0/24`, `192.88.99/24`,
+    /// benchmarking `198.18/15`, `240/4`; IPv6 discard `100::/64`,
+    /// `2001::/23` (IETF protocol assignments, including Teredo), local
+    /// NAT64 `64:ff9b:1::/48`, site-local `fec0::/10`, and everything
+    /// outside global unicast `2000::/3`. Always denied.
+    Reserved,
+}
+
+impl fmt::Display for AddressClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddressClass::Public => "public",
+            AddressClass::Loopback => "loopback",
+            AddressClass::Private => "private",
+            AddressClass::LinkLocal => "link-local",
+            AddressClass::Unspecified => "unspecified",
+            AddressClass::Multicast => "multicast",
+            AddressClass::Broadcast => "broadcast",
+            AddressClass::Documentation => "documentation",
+            AddressClass::Reserved => "reserved",
+        })
+    }
+}
+
+/// Classifies an address for the policy's address rules.
+pub fn classify(ip: IpAddr) -> AddressClass {
+    match ip {
+        IpAddr::V4(v4) => classify_v4(v4),
+        IpAddr::V6(v6) => classify_v6(v6),
+    }
+}
+
+fn classify_v4(ip: Ipv4Addr) -> AddressClass {
+    let [a, b, c, _] = ip.octets();
+    match (a, b, c) {
+        _ if ip.is_unspecified() => AddressClass::Unspecified,
+        _ if ip.is_broadcast() => AddressClass::Broadcast,
+        (127, ..) => AddressClass::Loopback,
+        (10, ..) | (192, 168, _) => AddressClass::Private,
+        (172, 16..=31, _) => AddressClass::Private,
+        (100, 64..=127, _) => AddressClass::Private,
+        (169, 254, _) => AddressClass::LinkLocal,
+        (224..=239, ..) => AddressClass::Multicast,
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => AddressClass::Documentation,
+        (0, ..) | (192, 0, 0) | (192, 88, 99) | (198, 18..=19, _) | (240..=255, ..) => {
+            AddressClass::Reserved
+        }
+        _ => AddressClass::Public,
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> AddressClass {
+    let s = ip.segments();
+    let embedded =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if ip.is_unspecified() {
+        return AddressClass::Unspecified;
+    }
+    if ip.is_loopback() {
+        return AddressClass::Loopback;
+    }
+    match s {
+        // IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible ::a.b.c.d.
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0, 0, hi, lo] => {
+            return classify_v4(embedded(hi, lo));
+        }
+        // IPv4-translated ::ffff:0:a.b.c.d.
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => return classify_v4(embedded(hi, lo)),
+        // NAT64 well-known prefix 64:ff9b::/96.
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => return classify_v4(embedded(hi, lo)),
+        // 6to4 2002:aabb:ccdd::/48: a public 6to4 address is public only if
+        // the IPv4 address it embeds is.
+        [0x2002, hi, lo, ..] => return classify_v4(embedded(hi, lo)),
+        _ => {}
+    }
+    match s[0] {
+        0xff00..=0xffff => AddressClass::Multicast,
+        0xfe80..=0xfebf => AddressClass::LinkLocal,
+        0xfc00..=0xfdff => AddressClass::Private,
+        0x2001 if s[1] == 0x0db8 => AddressClass::Documentation,
+        0x3fff if s[1] < 0x1000 => AddressClass::Documentation,
+        0x2001 if s[1] < 0x0200 => AddressClass::Reserved,
+        0x2000..=0x3fff => AddressClass::Public,
+        _ => AddressClass::Reserved,
+    }
+}
+
+/// One entry of [`NetPolicy::allowed_hosts`].
+///
+/// | pattern | matches |
+/// |---|---|
+/// | `api.example.com` | that host name exactly (ASCII case-insensitive, a trailing dot ignored; international names in their punycode form) |
+/// | `*.example.com` | any subdomain at any depth (`a.example.com`, `a.b.example.com`), not `example.com` itself |
+/// | `127.0.0.1`, `[::1]`, `::1` | that IP literal; it also lets the URL reach that exact address whatever its class |
+/// | any of the above + `:port` | the same, on that port only (the URL's explicit port, or 80/443 by scheme) |
+///
+/// Unspecified, multicast and broadcast IPs are refused as patterns.
+/// Serializes as its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    host: PatternHost,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PatternHost {
+    Exact(String),
+    /// The suffix after `*.`.
+    Wildcard(String),
+    Ip(IpAddr),
+}
+
+impl HostPattern {
+    /// The IP address, if this pattern is an IP literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self.host {
+            PatternHost::Ip(ip) => Some(ip),
+            _ => None,
+        }
+    }
+
+    /// The port, if the pattern names one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Whether `host` on `port` (the URL's port or its scheme's default)
+    /// matches.
+    pub fn matches<S: AsRef<str>>(&self, host: &Host<S>, port: u16) -> bool {
+        if self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        match (&self.host, host) {
+            (PatternHost::Exact(want), Host::Domain(got)) => got
+                .as_ref()
+                .trim_end_matches('.')
+                .eq_ignore_ascii_case(want),
+            (PatternHost::Wildcard(suffix), Host::Domain(got)) => {
+                let got = got.as_ref().trim_end_matches('.');
+                got.len() > suffix.len() + 1
+                    && got[got.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                    && got.as_bytes()[got.len() - suffix.len() - 1] == b'.'
+            }
+            (PatternHost::Ip(IpAddr::V4(want)), Host::Ipv4(got)) => want == got,
+            (PatternHost::Ip(IpAddr::V6(want)), Host::Ipv6(got)) => want == got,
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for HostPattern {
+    type Err = PolicyError;
+
+    fn from_str(pattern: &str) -> Result<Self, Self::Err> {
+        let bad = |reason| PolicyError::HostPattern {
+            pattern: pattern.to_string(),
+            reason,
+        };
+        let (host, port) = if let Some(rest) = pattern.strip_prefix('[') {
+            let (inside, after) = rest
+                .split_once(']')
+                .ok_or_else(|| bad("missing ] after the IPv6 address"))?;
+            let port = match after {
+                "" => None,
+                _ => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| bad("expected :port after ]"))?,
+                ),
+            };
+            let ip: Ipv6Addr = inside.parse().map_err(|_| bad("invalid IPv6 address"))?;
+            (PatternHost::Ip(IpAddr::V6(ip)), port)
+        } else if pattern.matches(':').count() > 1 {
+            let ip: Ipv6Addr = pattern.parse().map_err(|_| bad("invalid IPv6 address"))?;
+            (PatternHost::Ip(IpAddr::V6(ip)), None)
+        } else {
+            let (host, port) = match pattern.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (pattern, None),
+            };
+            let host = match host.strip_prefix("*.") {
+                Some(suffix) => match Host::parse(suffix) {
+                    Ok(Host::Domain(d)) if !d.contains('*') => {
+                        PatternHost::Wildcard(d.trim_end_matches('.').to_string())
+                    }
+                    Ok(_) => return Err(bad("a wildcard must be followed by a host name")),
+                    Err(_) => return Err(bad("invalid host name after *.")),
+                },
+                None => match Host::parse(host) {
+                    _ if host.contains('*') => {
+                        return Err(bad(
+                            "* is only allowed as the first label, as in *.example.com",
+                        ));
+                    }
+                    Ok(Host::Domain(d)) if !d.is_empty() => {
+                        PatternHost::Exact(d.trim_end_matches('.').to_string())
+                    }
+                    Ok(Host::Ipv4(ip)) => PatternHost::Ip(IpAddr::V4(ip)),
+                    Ok(Host::Ipv6(ip)) => PatternHost::Ip(IpAddr::V6(ip)),
+                    _ => return Err(bad("invalid host name")),
+                },
+            };
+            (host, port)
+        };
+        let port = match port {
+            None => None,
+            Some(p) => match p.parse::<u16>() {
+                Ok(0) | Err(_) => return Err(bad("invalid port")),
+                Ok(p) => Some(p),
+            },
+        };
+        if let PatternHost::Ip(ip) = host {
+            match classify(ip) {
+                AddressClass::Unspecified => {
+                    return Err(bad("the unspecified address cannot be allowed"));
+                }
+                AddressClass::Multicast | AddressClass::Broadcast => {
+                    return Err(bad("multicast and broadcast addresses cannot be allowed"));
+                }
+                _ => {}
+            }
+        }
+        Ok(HostPattern { host, port })
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            PatternHost::Exact(h) => f.write_str(h)?,
+            PatternHost::Wildcard(h) => write!(f, "*.{h}")?,
+            PatternHost::Ip(IpAddr::V4(ip)) => write!(f, "{ip}")?,
+            PatternHost::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for HostPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Durations as whole milliseconds in config files.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn classes() {
+        use AddressClass::*;
+        let cases = [
+            ("8.8.8.8", Public),
+            ("1.1.1.1", Public),
+            ("100.63.255.255", Public),
+            ("100.128.0.0", Public),
+            ("172.15.0.1", Public),
+            ("172.32.0.1", Public),
+            ("127.0.0.1", Loopback),
+            ("127.255.255.254", Loopback),
+            ("10.0.0.1", Private),
+            ("172.16.0.1", Private),
+            ("172.31.255.255", Private),
+            ("192.168.1.1", Private),
+            ("100.64.0.1", Private),
+            ("169.254.169.254", LinkLocal),
+            ("0.0.0.0", Unspecified),
+            ("0.1.2.3", Reserved),
+            ("224.0.0.1", Multicast),
+            ("239.255.255.255", Multicast),
+            ("255.255.255.255", Broadcast),
+            ("240.0.0.1", Reserved),
+            ("192.0.0.8", Reserved),
+            ("198.18.0.1", Reserved),
+            ("192.0.2.1", Documentation),
+            ("203.0.113.9", Documentation),
+            ("2606:4700::1111", Public),
+            ("2a00:1450:4009:81f::200e", Public),
+            ("::1", Loopback),
+            ("::", Unspecified),
+            ("::ffff:127.0.0.1", Loopback),
+            ("::ffff:7f00:1", Loopback),
+            ("::ffff:8.8.8.8", Public),
+            ("::ffff:169.254.169.254", LinkLocal),
+            ("::ffff:10.0.0.1", Private),
+            ("::127.0.0.1", Loopback),
+            ("::ffff:0:127.0.0.1", Loopback),
+            ("64:ff9b::127.0.0.1", Loopback),
+            ("64:ff9b::a9fe:a9fe", LinkLocal),
+            ("64:ff9b::8.8.8.8", Public),
+            ("64:ff9b:1::1", Reserved),
+            ("2002:7f00:1::", Loopback),
+            ("2002:808:808::1", Public),
+            ("fc00::1", Private),
+            ("fd12:3456::1", Private),
+            ("fe80::1", LinkLocal),
+            ("febf::1", LinkLocal),
+            ("fec0::1", Reserved),
+            ("ff02::1", Multicast),
+            ("2001:db8::1", Documentation),
+            ("3fff::1", Documentation),
+            ("2001::1", Reserved),
+            ("100::1", Reserved),
+            ("4000::1", Reserved),
+        ];
+        for (addr, want) in cases {
+            assert_eq!(classify(ip(addr)), want, "{addr}");
+        }
+    }
+
+    #[test]
+    fn address_rules() {
+        let strict = AddressRules {
+            allow_loopback: false,
+            allow_private: false,
+        };
+        let open = AddressRules {
+            allow_loopback: true,
+            allow_private: true,
+        };
+        assert_eq!(strict.check(ip("8.8.8.8")), Ok(()));
+        for denied in ["127.0.0.1", "10.0.0.1", "::ffff:127.0.0.1", "fd00::1"] {
+            assert!(strict.check(ip(denied)).is_err(), "{denied}");
+            assert_eq!(open.check(ip(denied)), Ok(()), "{denied}");
+        }
+        for always in [
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert_eq!(
+                open.check(ip(always)),
+                Err(DenyReason::Address {
+                    ip: ip(always),
+                    class: classify(ip(always)),
+                }),
+                "{always}"
+            );
+        }
+    }
+
+    #[test]
+    fn patterns() {
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, u16)], &'a [(&'a str, u16)]);
+        let cases: &[Case<'_>] = &[
+            (
+                "api.example.com",
+                "api.example.com",
+                &[
+                    ("api.example.com", 443),
+                    ("API.Example.COM", 80),
+                    ("api.example.com.", 1),
+                ],
+                &[
+                    ("example.com", 443),
+                    ("x.api.example.com", 443),
+                    ("api.example.co", 443),
+                ],
+            ),
+            (
+                "*.Example.com",
+                "*.example.com",
+                &[("a.example.com", 443), ("a.b.example.com", 80)],
+                &[
+                    ("example.com", 443),
+                    ("aexample.com", 443),
+                    ("example.com.evil", 443),
+                ],
+            ),
+            (
+                "api.example.com:8443",
+                "api.example.com:8443",
+                &[("api.example.com", 8443)],
+                &[("api.example.com", 443)],
+            ),
+            (
+                "127.0.0.1",
+                "127.0.0.1",
+                &[("127.0.0.1", 1)],
+                &[("127.0.0.2", 1), ("localhost", 1)],
+            ),
+            (
+                "127.0.0.1:8080",
+                "127.0.0.1:8080",
+                &[("127.0.0.1", 8080)],
+                &[("127.0.0.1", 8081)],
+            ),
+            (
+                "[::1]",
+                "[::1]",
+                &[("[::1]", 80)],
+                &[("[::2]", 80), ("127.0.0.1", 80)],
+            ),
+            ("::1", "[::1]", &[("[::1]", 80)], &[]),
+            (
+                "[::1]:9000",
+                "[::1]:9000",
+                &[("[::1]", 9000)],
+                &[("[::1]", 80)],
+            ),
+            (
+                "bücher.example",
+                "xn--bcher-kva.example",
+                &[("xn--bcher-kva.example", 443)],
+                &[],
+            ),
+        ];
+        for (pattern, display, yes, no) in cases {
+            let p: HostPattern = pattern.parse().unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            assert_eq!(p.to_string(), *display);
+            for (host, port) in *yes {
+                let h = Host::parse(host).unwrap();
+                assert!(p.matches(&h, *port), "{pattern} should match {host}:{port}");
+            }
+            for (host, port) in *no {
+                let h = Host::parse(host).unwrap();
+                assert!(
+                    !p.matches(&h, *port),
+                    "{pattern} should not match {host}:{port}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_bad() {
+        for bad in [
+            "",
+            "*",
+            "*.",
+            "*.127.0.0.1",
+            "a.*.example.com",
+            "api.*",
+            "api.example.com:",
+            "api.example.com:0",
+            "api.example.com:99999",
+            "api.example.com:http",
+            "[::1",
+            "[::1]8080",
+            "[nope]",
+            "0.0.0.0",
+            "[::]",
+            "224.0.0.1",
+            "255.255.255.255",
+            "exa mple.com",
+            "http://example.com",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<HostPattern>(),
+                    Err(PolicyError::HostPattern { .. })
+                ),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn check_url() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let mut p = NetPolicy::default();
+        assert!(p.check_url(&url("https://8.8.8.8/")).is_ok());
+        assert!(
+            p.check_url(&url("https://api.example.com/")).is_ok(),
+            "names are checked at resolve time"
+        );
+        let denied = |p: &NetPolicy, u: &str| match p.check_url(&url(u)) {
+            Err(NetError::Denied { reason, url }) => {
+                assert!(!url.contains('?'), "{url}");
+                reason
+            }
+            other => panic!("{u}: expected denied, got {other:?}"),
+        };
+        assert_eq!(
+            denied(&p, "ftp://example.com/"),
+            DenyReason::Scheme {
+                scheme: "ftp".into()
+            }
+        );
+        assert_eq!(
+            denied(&p, "file:///etc/passwd"),
+            DenyReason::Scheme {
+                scheme: "file".into()
+            }
+        );
+        for (u, addr, class) in [
+            ("http://127.0.0.1/", "127.0.0.1", AddressClass::Loopback),
+            ("http://2130706433/", "127.0.0.1", AddressClass::Loopback),
+            ("http://0x7f.1/", "127.0.0.1", AddressClass::Loopback),
+            ("http://0177.0.0.1/", "127.0.0.1", AddressClass::Loopback),
+            ("http://[::1]/", "::1", AddressClass::Loopback),
+            (
+                "http://[::ffff:127.0.0.1]/",
+                "::ffff:127.0.0.1",
+                AddressClass::Loopback,
+            ),
+            (
+                "http://169.254.169.254/latest/meta-data?x=1",
+                "169.254.169.254",
+                AddressClass::LinkLocal,
+            ),
+            ("http://0.0.0.0/", "0.0.0.0", AddressClass::Unspecified),
+            ("http://0/", "0.0.0.0", AddressClass::Unspecified),
+            ("http://10.0.0.1/", "10.0.0.1", AddressClass::Private),
+        ] {
+            assert_eq!(
+                denied(&p, u),
+                DenyReason::Address {
+                    ip: ip(addr),
+                    class
+                },
+                "{u}"
+            );
+        }
+
+        p.allow_host("127.0.0.1:8080")
+            .unwrap()
+            .allow_host("*.example.com")
+            .unwrap();
+        assert!(
+            p.check_url(&url("http://127.0.0.1:8080/x")).is_ok(),
+            "listed IP literal"
+        );
+        assert!(
+            p.check_url(&url("http://2130706433:8080/x")).is_ok(),
+            "same address, other spelling"
+        );
+        assert!(p.check_url(&url("https://a.example.com/")).is_ok());
+        assert_eq!(
+            denied(&p, "http://127.0.0.1:8081/"),
+            DenyReason::HostNotAllowed {
+                host: "127.0.0.1:8081".into()
+            }
+        );
+        assert_eq!(
+            denied(&p, "https://example.com/"),
+            DenyReason::HostNotAllowed {
+                host: "example.com".into()
+            }
+        );
+        assert_eq!(
+            denied(&p, "http://[::ffff:127.0.0.1]:8080/"),
+            DenyReason::HostNotAllowed {
+                host: "[::ffff:7f00:1]:8080".into()
+            }
+        );
+
+        let mut p = NetPolicy::default();
+        p.allow_host("169.254.169.254").unwrap();
+        assert!(
+            p.check_url(&url("http://169.254.169.254/")).is_ok(),
+            "exact IP listed"
+        );
+        let p = NetPolicy {
+            allow_loopback: true,
+            ..NetPolicy::default()
+        };
+        assert!(p.check_url(&url("http://[::ffff:127.0.0.1]/")).is_ok());
+        assert!(matches!(
+            denied(&p, "http://10.1.2.3/"),
+            DenyReason::Address {
+                class: AddressClass::Private,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn limits() {
+        let p = NetPolicy::default();
+        assert_eq!(p.validate().ok(), Some(()));
+        assert_eq!(p.effective_timeout(None), Ok(Duration::from_secs(10)));
+        assert_eq!(
+            p.effective_timeout(Some(Duration::from_millis(5))),
+            Ok(Duration::from_millis(5))
+        );
+        assert_eq!(
+            p.effective_timeout(Some(Duration::from_secs(3600))),
+            Ok(Duration::from_secs(60))
+        );
+        assert_eq!(p.effective_response_bytes(None), Ok(1 << 20));
+        assert_eq!(p.effective_response_bytes(Some(1 << 30)), Ok(16 << 20));
+    }
+
+    #[test]
+    fn limits_bad() {
+        assert_eq!(
+            p_timeout(Some(Duration::ZERO)),
+            Err(InvalidRequest::ZeroTimeout)
+        );
+        assert_eq!(
+            NetPolicy::default().effective_response_bytes(Some(0)),
+            Err(InvalidRequest::ZeroResponseBytes)
+        );
+        let p = NetPolicy {
+            timeout: Duration::from_secs(120),
+            ..NetPolicy::default()
+        };
+        assert!(matches!(p.validate(), Err(PolicyError::Limits(_))));
+        let p = NetPolicy {
+            response_bytes: 0,
+            ..NetPolicy::default()
+        };
+        assert!(matches!(p.validate(), Err(PolicyError::Limits(_))));
+        let p = NetPolicy {
+            connect_timeout: Duration::ZERO,
+            ..NetPolicy::default()
+        };
+        assert!(matches!(p.validate(), Err(PolicyError::Limits(_))));
+    }
+
+    fn p_timeout(t: Option<Duration>) -> Result<Duration, InvalidRequest> {
+        NetPolicy::default().effective_timeout(t)
+    }
+
+    #[test]
+    fn serde() {
+        let json = r#"{"allowed_hosts": ["api.example.com", "127.0.0.1:8080"], "allow_loopback": true, "timeout_ms": 2000}"#;
+        let p: NetPolicy = serde_json::from_str(json).unwrap();
+        assert_eq!(p.allowed_hosts.len(), 2);
+        assert!(p.allow_loopback);
+        assert_eq!(p.timeout, Duration::from_secs(2));
+        assert_eq!(p.max_timeout, NetPolicy::default().max_timeout);
+        let back: NetPolicy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        assert!(serde_json::from_str::<NetPolicy>(r#"{"allowed_hosts": ["*"]}"#).is_err());
+        assert!(serde_json::from_str::<NetPolicy>(r#"{"allow_everything": true}"#).is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! A real HTTP server on `127.0.0.1:0` for the REST and net tests.
+//!
+//! Any path without a route of its own is the echo endpoint: it answers
+//! `200` with a JSON description of the request it received (method, raw
+//! path, raw query, headers in order, body as text), so tests assert on
+//! what actually went over the wire. The other routes:
+//!
+//! | route | answers |
+//! |---|---|
+//! | `/status/{code}` | that status, body `status {code}` |
+//! | `/redirect/{code}?to=URL` | that status with `Location: URL` |
+//! | `/loop` | `301` to `/loop`, forever |
+//! | `/slow` | `200` after 10 s |
+//! | `/slow-body` | headers at once, then a body byte every 100 ms, forever |
+//! | `/big/{n}` | `n` bytes (`x`) with a `Content-Length` |
+//! | `/endless` | an endless chunked body of 64 KiB chunks (no length) |
+//! | `/latin1` | `café crème` in ISO-8859-1, `charset=iso-8859-1` |
+//! | `/json` | `{"ok":true,"name":"Zoë"}` as `application/json` |
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use futures::StreamExt as _;
+
+/// A running test server; stopped when dropped.
+pub struct TestServer {
+    /// Where it listens (always 127.0.0.1).
+    pub addr: SocketAddr,
+    state: Arc<Counters>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Counters {
+    /// Requests received, on any route.
+    hits: AtomicUsize,
+    /// Bytes the `/endless` route has produced so far.
+    endless_bytes: AtomicU64,
+}
+
+impl TestServer {
+    /// Starts a server on a free loopback port, inside the current runtime.
+    pub async fn start() -> TestServer {
+        let state = Arc::new(Counters::default());
+        let app = Router::new()
+            .route("/status/{code}", any(status))
+            .route("/redirect/{code}", any(redirect))
+            .route("/loop", any(redirect_loop))
+            .route("/slow", any(slow))
+            .route("/slow-body", any(slow_body))
+            .route("/big/{n}", any(big))
+            .route("/endless", any(endless))
+            .route("/latin1", any(latin1))
+            .route("/json", any(json))
+            .fallback(echo)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                count_hits,
+            ))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestServer { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.state.hits.load(Ordering::SeqCst)
+    }
+
+    /// Bytes `/endless` has produced so far.
+    pub fn endless_bytes(&self) -> u64 {
+        self.state.endless_bytes.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn count_hits(
+    State(state): State<Arc<Counters>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    next.run(request).await
+}
+
+async fn echo(request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect();
+    let echo = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    axum::Json(echo).into_response()
+}
+
+async fn status(Path(code): Path<u16>) -> Response {
+    let status = StatusCode::from_u16(code).unwrap();
+    (status, format!("status {code}")).into_response()
+}
+
+async fn redirect(Path(code): Path<u16>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let status = StatusCode::from_u16(code).unwrap();
+    let mut headers = HeaderMap::new();
+    if let Some(to) = q.get("to") {
+        headers.insert(header::LOCATION, to.parse().unwrap());
+    }
+    (status, headers, format!("redirect {code}")).into_response()
+}
+
+async fn redirect_loop() -> Response {
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, "/loop")],
+        "again",
+    )
+        .into_response()
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    "late"
+}
+
+async fn slow_body() -> Response {
+    let stream = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((Ok::<_, Infallible>(Bytes::from_static(b".")), ()))
+    });
+    Body::from_stream(stream).into_response()
+}
+
+async fn big(Path(n): Path<usize>) -> Vec<u8> {
+    vec![b'x'; n]
+}
+
+async fn endless(State(state): State<Arc<Counters>>) -> Response {
+    let chunk = Bytes::from(vec![b'z'; 64 * 1024]);
+    let stream = futures::stream::repeat(chunk).map(move |chunk| {
+        state
+            .endless_bytes
+            .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        Ok::<_, Infallible>(chunk)
+    });
+    Body::from_stream(stream).into_response()
+}
+
+async fn latin1() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=iso-8859-1")],
+        &b"caf\xe9 cr\xe8me"[..],
+    )
+        .into_response()
+}
+
+async fn json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"ok":true,"name":"Zoë"}"#,
+    )
+        .into_response()
+}
