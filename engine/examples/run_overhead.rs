@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use chatflow_engine::Properties;
+use chatflow_engine::net::{HttpClient, NetPolicy};
 use chatflow_engine::sandbox::{Sandbox, SandboxConfig};
 
 const EMPTY: &str = r#"(module
@@ -26,7 +27,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     for fuel in [true, false] {
-        let sandbox = Sandbox::new(SandboxConfig::default().with_fuel_metering(fuel))?;
+        let http = HttpClient::new(NetPolicy::default())?;
+        let sandbox = Sandbox::new(SandboxConfig::default().with_fuel_metering(fuel), http)?;
         let module = sandbox.load(&wat::parse_str(EMPTY)?)?;
         let props: Properties = [("API Response", "{}")].into_iter().collect();
         let limits = sandbox.default_limits();

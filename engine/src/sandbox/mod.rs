@@ -10,10 +10,12 @@
 //!
 //! ```
 //! use chatflow_engine::Properties;
+//! use chatflow_engine::net::{HttpClient, NetPolicy};
 //! use chatflow_engine::sandbox::{Sandbox, SandboxConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(4))?;
+//! let http = HttpClient::new(NetPolicy::default())?; // shared with the REST API block
+//! let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(4), http)?;
 //! let wasm = wat::parse_str(r#"
 //!     (module
 //!       (import "chatflow" "property_set" (func $set (param i32 i32 i32 i32) (result i32)))
@@ -53,6 +55,7 @@ use wasmtime::{
     WasmBacktraceDetails, WasmFeatures,
 };
 
+use crate::net::HttpClient;
 use crate::properties::Properties;
 
 mod block;
@@ -421,6 +424,7 @@ static NEXT_SANDBOX_ID: AtomicU64 = AtomicU64::new(1);
 /// thread.
 pub struct Sandbox {
     engine: Engine,
+    http: HttpClient,
     linker: Linker<RunState>,
     config: SandboxConfig,
     cache: cache::ModuleCache,
@@ -440,14 +444,15 @@ impl std::fmt::Debug for Sandbox {
 
 impl Sandbox {
     /// Builds the engine, the instance pool, the ticker thread and the
-    /// module cache.
+    /// module cache. Guests' HTTP requests go through `http`, the engine's
+    /// shared client, under its network policy (the REST API block's).
     ///
     /// # Errors
     ///
     /// [`ConfigError`] if a setting is out of range, the default limits are
     /// over the maximums, wasmtime refuses the configuration, or the cache
     /// directory cannot be set up.
-    pub fn new(config: SandboxConfig) -> Result<Sandbox, ConfigError> {
+    pub fn new(config: SandboxConfig, http: HttpClient) -> Result<Sandbox, ConfigError> {
         config.default_limits.check(&config.max_limits)?;
         if config.max_concurrent_runs == 0 {
             return Err(ConfigError::Invalid(
@@ -477,12 +482,18 @@ impl Sandbox {
         Ok(Sandbox {
             slots: Semaphore::new(config.max_concurrent_runs as usize),
             engine,
+            http,
             linker,
             config,
             cache,
             id: NEXT_SANDBOX_ID.fetch_add(1, Ordering::Relaxed),
             _ticker: ticker,
         })
+    }
+
+    /// The HTTP client guests' requests go through.
+    pub fn http_client(&self) -> &HttpClient {
+        &self.http
     }
 
     /// The configuration this sandbox was built with.
@@ -661,6 +672,7 @@ impl Sandbox {
         let start = Instant::now();
         let state = RunState::new(
             &self.config,
+            &self.http,
             props,
             limits,
             start + limits.wall_time,

@@ -152,6 +152,7 @@ fn a_readable_key_is_refused() {
         SandboxConfig::default()
             .with_cache_dir(&cache)
             .with_max_concurrent_runs(2),
+        crate::support::loopback_client(),
     )
     .unwrap_err();
     assert!(matches!(err, ConfigError::Invalid(_)), "{err:?}");
