@@ -152,6 +152,13 @@ pub struct SandboxConfig {
     ///
     /// By default 256.
     pub module_cache_capacity: usize,
+    /// Zero each run's fiber stack (where wasm and host calls run) before
+    /// it is reused. Defence in depth against a compiler bug that would
+    /// read a stack slot before writing it; costs a `memset` of the stack
+    /// per run.
+    ///
+    /// By default `false`.
+    pub zero_fiber_stacks: bool,
     /// A directory for precompiled modules, so a restarted process does not
     /// compile again. The sandbox creates it (mode 0700) with a secret key
     /// and only ever loads artifacts authenticated with that key (see
@@ -176,6 +183,7 @@ impl Default for SandboxConfig {
             linear_memory_keep_resident: 0,
             table_keep_resident: 0,
             module_cache_capacity: 256,
+            zero_fiber_stacks: false,
             cache_dir: None,
         }
     }
@@ -254,6 +262,12 @@ impl SandboxConfig {
         self
     }
 
+    /// Sets [`zero_fiber_stacks`](Self::zero_fiber_stacks).
+    pub fn with_zero_fiber_stacks(mut self, enable: bool) -> Self {
+        self.zero_fiber_stacks = enable;
+        self
+    }
+
     /// Sets [`cache_dir`](Self::cache_dir).
     pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
@@ -286,6 +300,7 @@ impl SandboxConfig {
             // Host functions run on the same fiber stack as wasm; leave them
             // at least 1 MiB beyond the wasm stack.
             .async_stack_size(self.max_wasm_stack + MIB)
+            .async_stack_zeroing(self.zero_fiber_stacks)
             .memory_init_cow(true)
             // Function names come from the name section; DWARF from an
             // untrusted module is not parsed.
