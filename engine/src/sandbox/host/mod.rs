@@ -3,7 +3,7 @@
 //!
 //! Every import follows the same steps: charge the call's base fuel,
 //! bounds-check every `(ptr, len)` argument against the guest's memory
-//! ([`range`]), do the work, charge fuel for the bytes copied. A limit hit
+//! (`range`), do the work, charge fuel for the bytes copied. A limit hit
 //! ends the run by returning a [`RunError`] as the import's error, which
 //! wasmtime turns into a trap and [`Sandbox::run`](super::Sandbox::run)
 //! downcasts back. Conditions a guest can handle are negative return codes
