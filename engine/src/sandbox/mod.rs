@@ -872,3 +872,51 @@ impl Drop for Ticker {
         self.thread.unpark();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn shareable_across_tasks() {
+        assert_send_sync::<Sandbox>();
+        assert_send_sync::<CodeModule>();
+        assert_send_sync::<CancelToken>();
+        assert_send_sync::<Outcome>();
+    }
+
+    #[test]
+    fn run_futures_are_send() {
+        let http = HttpClient::new(crate::net::NetPolicy::default()).unwrap();
+        let sandbox =
+            Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http).unwrap();
+        let wasm = wat::parse_str(
+            r#"(module (memory (export "memory") 1) (func (export "chatflow_abi_v1"))
+                 (func (export "chatflow_run") (result i32) (i32.const 0)))"#,
+        )
+        .unwrap();
+        let module = sandbox.load(&wasm).unwrap();
+        let props = Properties::new();
+        let limits = sandbox.default_limits();
+        let cancel = CancelToken::new();
+        assert_send(&sandbox.run(&module, &props, &limits));
+        assert_send(&sandbox.run_with_cancel(&module, &props, &limits, &cancel));
+    }
+
+    #[test]
+    fn config_bad() {
+        let http = || HttpClient::new(crate::net::NetPolicy::default()).unwrap();
+        let cases = [
+            SandboxConfig::default().with_max_concurrent_runs(0),
+            SandboxConfig::default().with_epoch_tick(Duration::ZERO),
+            SandboxConfig::default().with_module_cache_capacity(0),
+            SandboxConfig::default().with_default_limits(Limits::maximum().with_fuel(u64::MAX)),
+        ];
+        for config in cases {
+            assert!(Sandbox::new(config.clone(), http()).is_err(), "{config:?}");
+        }
+    }
+}
