@@ -1,13 +1,214 @@
-//! `chatflow code`: work in progress (see the open issues).
+//! `chatflow code MODULE`: run one Code block and print its outcome.
 
-use anyhow::{Result, bail};
+use std::path::PathBuf;
 
-use super::Status;
+use anyhow::{Context as _, Result};
+use chatflow_engine::net::{HttpClient, NetPolicy};
+use chatflow_engine::sandbox::{LimitOverrides, Outcome, RunError, Sandbox, SandboxConfig};
 
-/// Arguments of `chatflow code` (not yet implemented).
+use super::check::{read_module, reasons};
+use super::{Status, parse_sets};
+
+/// Arguments of `chatflow code`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Exit codes: 0 success, 1 the run failed, 2 bad arguments or invalid module.\n\n\
+Network policy: the module's HTTP requests reach only public addresses unless\n\
+allowed, exactly as for `chatflow rest` (see --allow-host).\n\n\
+Example:\n  chatflow code parse_order.wasm --set 'API Response=@reply.json' --fuel 50000000"
+)]
+pub struct Args {
+    /// The module: a `.wasm` file, or a `.wat` text file.
+    module: PathBuf,
+    /// A property of the conversation, `NAME=VALUE`, or `NAME=@FILE` to read
+    /// the value from a file. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    sets: Vec<String>,
+    /// Fuel limit of the run.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Linear memory limit of the run, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    memory: Option<u64>,
+    /// Wall-clock limit of the run, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// Allow the module's HTTP requests to this host pattern:
+    /// `api.example.com`, `*.example.com`, `127.0.0.1`, `[::1]:8080`.
+    /// Repeatable. Without any, every host is allowed (public addresses
+    /// only). The same network policy as `chatflow rest`.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_hosts: Vec<String>,
+    /// Allow loopback addresses (127.0.0.0/8, ::1) for any allowed host.
+    #[arg(long)]
+    allow_loopback: bool,
+    /// Allow private addresses (10/8, 172.16/12, 192.168/16, 100.64/10,
+    /// fc00::/7).
+    #[arg(long)]
+    allow_private: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> Result<Status> {
-    bail!("`chatflow code` is not implemented yet")
+pub fn run(args: Args) -> Result<Status> {
+    let props = match parse_sets(&args.sets) {
+        Ok(props) => props,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return Ok(Status::Invalid);
+        }
+    };
+    let wasm = match read_module(&args.module)? {
+        Ok(wasm) => wasm,
+        Err(message) => {
+            eprintln!("{}: invalid: {message}", args.module.display());
+            return Ok(Status::Invalid);
+        }
+    };
+    let mut policy = NetPolicy::default();
+    for pattern in &args.allow_hosts {
+        if let Err(err) = policy.allow_host(pattern) {
+            eprintln!("error: --allow-host {pattern:?}: {err}");
+            return Ok(Status::Invalid);
+        }
+    }
+    policy.allow_loopback = args.allow_loopback;
+    policy.allow_private = args.allow_private;
+    let runtime = super::runtime()?;
+    let http = runtime
+        .block_on(async { HttpClient::new(policy) })
+        .context("building the HTTP client")?;
+    let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
+        .context("starting the sandbox")?;
+    let overrides = LimitOverrides {
+        fuel: args.fuel,
+        memory_bytes: args.memory,
+        wall_time_ms: args.timeout,
+        ..LimitOverrides::default()
+    };
+    let limits = match sandbox.limits(&overrides) {
+        Ok(limits) => limits,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(Status::Invalid);
+        }
+    };
+    let module = match sandbox.load(&wasm) {
+        Ok(module) => module,
+        Err(err) => {
+            eprintln!("{}: invalid", args.module.display());
+            for reason in reasons(&err) {
+                eprintln!("  - {reason}");
+            }
+            return Ok(Status::Invalid);
+        }
+    };
+    let outcome = runtime.block_on(sandbox.run(&module, &props, &limits));
+    let status = if outcome.is_ok() {
+        Status::Ok
+    } else {
+        Status::Stopped
+    };
+    if args.json {
+        println!("{:#}", to_json(&outcome));
+    } else {
+        print_human(&outcome);
+    }
+    Ok(status)
+}
+
+fn to_json(outcome: &Outcome) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "ok": outcome.is_ok(),
+        "logs": outcome.logs,
+        "logs_dropped": outcome.logs_dropped,
+        "fuel_used": outcome.fuel_used,
+        "duration_us": outcome.duration.as_micros() as u64,
+        "http_calls": outcome.http_calls,
+        "fail_message": outcome.fail_message,
+    });
+    match &outcome.result {
+        Ok(output) => {
+            out["changes"] = serde_json::to_value(&output.changes).unwrap_or_default();
+            out["messages"] = serde_json::to_value(&output.messages).unwrap_or_default();
+        }
+        Err(err) => {
+            out["error"] = serde_json::json!({ "kind": err.kind(), "message": err.to_string() });
+        }
+    }
+    out
+}
+
+fn print_human(outcome: &Outcome) {
+    let took = outcome.duration.as_secs_f64() * 1000.0;
+    match &outcome.result {
+        Ok(output) => {
+            println!(
+                "ok in {took:.3} ms, fuel used {}, http calls {}",
+                outcome.fuel_used, outcome.http_calls
+            );
+            if output.changes.is_empty() {
+                println!("changes: none");
+            } else {
+                println!("changes:");
+                for (name, value) in output.changes.iter() {
+                    match value {
+                        Some(value) => println!("  set {name} = {}", preview(value)),
+                        None => println!("  remove {name}"),
+                    }
+                }
+            }
+            if !output.messages.is_empty() {
+                println!("messages:");
+                for message in &output.messages {
+                    println!("  {}", preview(message));
+                }
+            }
+        }
+        Err(err) => {
+            println!(
+                "failed after {took:.3} ms, fuel used {}: {err}",
+                outcome.fuel_used
+            );
+            if let RunError::Trap {
+                backtrace: Some(bt),
+                ..
+            } = err
+            {
+                println!("backtrace:\n{bt}");
+            }
+            if let Some(message) = &outcome.fail_message
+                && !matches!(err, RunError::GuestFailed { .. })
+            {
+                println!("guest message: {message}");
+            }
+            println!("nothing was committed");
+        }
+    }
+    if !outcome.logs.is_empty() {
+        println!("logs:");
+        for log in &outcome.logs {
+            println!("  [{}] {}", log.level, log.message);
+        }
+    }
+    if outcome.logs_dropped > 0 {
+        println!(
+            "  ({} log lines dropped: log bytes limit reached)",
+            outcome.logs_dropped
+        );
+    }
+}
+
+/// A value as a quoted string, shortened for the terminal.
+fn preview(value: &str) -> String {
+    const MAX: usize = 200;
+    if value.len() <= MAX {
+        return format!("{value:?}");
+    }
+    let mut end = MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &value[..end], value.len())
 }

@@ -8,5 +8,6 @@
 mod cli;
 mod net;
 mod rest;
+mod sandbox;
 mod support;
 mod template;

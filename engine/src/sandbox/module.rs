@@ -1,0 +1,383 @@
+//! Loading a Code block module: the size cap, compilation, and validation
+//! against ABI v1 before any run.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime::{ExternType, InstancePre, Module, ModuleExport, ValType};
+
+use super::host::RunState;
+
+/// The import module name of every ABI v1 import.
+pub const IMPORT_MODULE: &str = "chatflow";
+
+/// The ABI v1 imports: name, number of `i32` parameters, number of `i32`
+/// results. Every parameter and result is an `i32`.
+pub(crate) const ABI_IMPORTS: &[(&str, usize, usize)] = &[
+    ("property_get", 4, 1),
+    ("property_set", 4, 1),
+    ("property_remove", 2, 1),
+    ("message_send", 2, 1),
+    ("log", 3, 0),
+    ("fail", 2, 0),
+    ("last_error", 2, 1),
+    ("http_request", 2, 1),
+    ("http_response_status", 1, 1),
+    ("http_response_headers", 3, 1),
+    ("http_response_body", 3, 1),
+    ("json_select", 6, 1),
+    ("xml_select", 6, 1),
+];
+
+/// The entry point export.
+pub const RUN_EXPORT: &str = "chatflow_run";
+/// The ABI v1 marker export.
+pub const MARKER_EXPORT: &str = "chatflow_abi_v1";
+/// The memory export.
+pub const MEMORY_EXPORT: &str = "memory";
+
+/// A validated, compiled Code block module, ready to run.
+///
+/// Cheap to clone (reference counted) and `Send + Sync`. Obtained from
+/// [`Sandbox::load`](super::Sandbox::load); only usable with the
+/// [`Sandbox`](super::Sandbox) that loaded it.
+#[derive(Clone)]
+pub struct CodeModule {
+    pub(crate) inner: Arc<ModuleInner>,
+}
+
+pub(crate) struct ModuleInner {
+    pub(crate) sha256: [u8; 32],
+    pub(crate) size: usize,
+    pub(crate) module: Module,
+    pub(crate) pre: InstancePre<RunState>,
+    pub(crate) memory: ModuleExport,
+    pub(crate) run: ModuleExport,
+    pub(crate) imports: Vec<String>,
+    pub(crate) exports: Vec<String>,
+    /// Identifies the [`Sandbox`](super::Sandbox) that compiled it.
+    pub(crate) sandbox_id: u64,
+}
+
+impl CodeModule {
+    /// The SHA-256 of the module's bytes (its identity in the cache).
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.inner.sha256
+    }
+
+    /// The SHA-256 as lowercase hex.
+    pub fn sha256_hex(&self) -> String {
+        hex(&self.inner.sha256)
+    }
+
+    /// The size of the module's bytes (`.wasm`).
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// The ABI v1 imports the module uses (names in module `chatflow`).
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
+    }
+
+    /// Every export name of the module.
+    pub fn exports(&self) -> &[String] {
+        &self.inner.exports
+    }
+
+    /// Whether two handles name the same compiled module (cache hit).
+    pub fn ptr_eq(a: &CodeModule, b: &CodeModule) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
+    }
+}
+
+impl fmt::Debug for CodeModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodeModule")
+            .field("sha256", &self.sha256_hex())
+            .field("size", &self.inner.size)
+            .field("imports", &self.inner.imports)
+            .finish()
+    }
+}
+
+/// Why a module could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The module is larger than the operator's cap
+    /// ([`SandboxConfig::max_module_bytes`](super::SandboxConfig::max_module_bytes),
+    /// 16 MiB by default).
+    #[error("module is {size} bytes; the limit is {max}")]
+    TooLarge {
+        /// The module's size in bytes.
+        size: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The bytes are not a valid WebAssembly module, or use a wasm feature
+    /// the sandbox does not enable (threads, memory64, GC, exceptions …), or
+    /// whose initial memory is over the operator's maximum memory limit.
+    #[error("not a valid WebAssembly module: {message}")]
+    Invalid {
+        /// The validator's message.
+        message: String,
+    },
+    /// The module is valid wasm but does not follow ABI v1; every problem
+    /// found is listed.
+    #[error("module does not follow ABI v1: {}", list(problems))]
+    Abi {
+        /// Every problem, in the order found (imports, then exports).
+        problems: Vec<AbiProblem>,
+    },
+    /// A `sha256:` module reference names a module that is not in the cache.
+    #[error("no module with sha256 {sha256} in the cache")]
+    NotCached {
+        /// The hex digest asked for.
+        sha256: String,
+    },
+    /// A module file could not be read.
+    #[error("reading module {}: {message}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+    /// The engine failed to compile or prepare a valid module (not the
+    /// module's fault; for example the instance pool is too small for it).
+    #[error("preparing the module: {message}")]
+    Engine {
+        /// wasmtime's message.
+        message: String,
+    },
+}
+
+fn list(problems: &[AbiProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One way a module departs from ABI v1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbiProblem {
+    /// An import that is not an ABI v1 function.
+    #[error("unknown import {module}::{name}")]
+    UnknownImport {
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
+    },
+    /// An ABI v1 import declared with another type.
+    #[error("import {IMPORT_MODULE}::{name} has type {found} but ABI v1 says {expected}")]
+    ImportType {
+        /// Import name.
+        name: String,
+        /// The declared type.
+        found: String,
+        /// The ABI v1 type.
+        expected: String,
+    },
+    /// An imported memory, table, global or tag: a module must define its
+    /// own memory and import only functions.
+    #[error("import {module}::{name} is a {kind}; only functions may be imported")]
+    ImportKind {
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
+        /// `memory`, `table`, `global` or `tag`.
+        kind: &'static str,
+    },
+    /// A required export is missing.
+    #[error("missing export {name}")]
+    MissingExport {
+        /// The export's name.
+        name: &'static str,
+    },
+    /// A required export has the wrong kind or type.
+    #[error("export {name} is {found} but ABI v1 says {expected}")]
+    ExportType {
+        /// The export's name.
+        name: &'static str,
+        /// What it is.
+        found: String,
+        /// What ABI v1 requires.
+        expected: String,
+    },
+}
+
+/// Checks a compiled module against ABI v1, collecting every problem.
+pub(crate) fn check_abi(module: &Module) -> Vec<AbiProblem> {
+    let mut problems = Vec::new();
+    for import in module.imports() {
+        let (m, name) = (import.module(), import.name());
+        let ty = import.ty();
+        let func = match ty {
+            ExternType::Func(f) => f,
+            other => {
+                problems.push(AbiProblem::ImportKind {
+                    module: m.to_string(),
+                    name: name.to_string(),
+                    kind: kind_name(&other),
+                });
+                continue;
+            }
+        };
+        let abi = (m == IMPORT_MODULE)
+            .then(|| ABI_IMPORTS.iter().find(|(n, _, _)| *n == name))
+            .flatten();
+        let Some(&(_, params, results)) = abi else {
+            problems.push(AbiProblem::UnknownImport {
+                module: m.to_string(),
+                name: name.to_string(),
+            });
+            continue;
+        };
+        let ok = func.params().len() == params
+            && func.results().len() == results
+            && func.params().chain(func.results()).all(|t| t.is_i32());
+        if !ok {
+            problems.push(AbiProblem::ImportType {
+                name: name.to_string(),
+                found: render_func(func.params(), func.results()),
+                expected: render_i32s(params, results),
+            });
+        }
+    }
+
+    match module.get_export(MEMORY_EXPORT) {
+        None => problems.push(AbiProblem::MissingExport {
+            name: MEMORY_EXPORT,
+        }),
+        Some(ExternType::Memory(mem)) => {
+            if mem.is_64() || mem.is_shared() {
+                let found = match (mem.is_64(), mem.is_shared()) {
+                    (true, true) => "a shared 64-bit memory",
+                    (true, false) => "a 64-bit memory",
+                    _ => "a shared memory",
+                };
+                problems.push(AbiProblem::ExportType {
+                    name: MEMORY_EXPORT,
+                    found: found.into(),
+                    expected: "a 32-bit memory, not shared".into(),
+                });
+            }
+        }
+        Some(other) => problems.push(AbiProblem::ExportType {
+            name: MEMORY_EXPORT,
+            found: format!("a {}", kind_name(&other)),
+            expected: "a 32-bit memory, not shared".into(),
+        }),
+    }
+    for (name, results) in [(RUN_EXPORT, 1), (MARKER_EXPORT, 0)] {
+        match module.get_export(name) {
+            None => problems.push(AbiProblem::MissingExport { name }),
+            Some(ExternType::Func(f)) => {
+                let ok = f.params().len() == 0
+                    && f.results().len() == results
+                    && f.results().all(|t| t.is_i32());
+                if !ok {
+                    problems.push(AbiProblem::ExportType {
+                        name,
+                        found: format!("a function {}", render_func(f.params(), f.results())),
+                        expected: format!("a function {}", render_i32s(0, results)),
+                    });
+                }
+            }
+            Some(other) => problems.push(AbiProblem::ExportType {
+                name,
+                found: format!("a {}", kind_name(&other)),
+                expected: format!("a function {}", render_i32s(0, results)),
+            }),
+        }
+    }
+    problems
+}
+
+fn kind_name(ty: &ExternType) -> &'static str {
+    match ty {
+        ExternType::Func(_) => "function",
+        ExternType::Global(_) => "global",
+        ExternType::Table(_) => "table",
+        ExternType::Memory(_) => "memory",
+        ExternType::Tag(_) => "tag",
+    }
+}
+
+fn render_func(
+    params: impl ExactSizeIterator<Item = ValType>,
+    results: impl ExactSizeIterator<Item = ValType>,
+) -> String {
+    let params: Vec<String> = params.map(|t| t.to_string()).collect();
+    let results: Vec<String> = results.map(|t| t.to_string()).collect();
+    render(&params, &results)
+}
+
+fn render_i32s(params: usize, results: usize) -> String {
+    render(
+        &vec!["i32".to_string(); params],
+        &vec!["i32".to_string(); results],
+    )
+}
+
+fn render(params: &[String], results: &[String]) -> String {
+    let results = match results {
+        [one] => one.clone(),
+        many => format!("({})", many.join(", ")),
+    };
+    format!("({}) -> {results}", params.join(", "))
+}
+
+/// Lowercase hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Parses a 64-digit hex SHA-256.
+pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_types() {
+        assert_eq!(render_i32s(3, 0), "(i32, i32, i32) -> ()");
+        assert_eq!(render_i32s(1, 1), "(i32) -> i32");
+        assert_eq!(
+            render(&[], &["i32".into(), "i64".into()]),
+            "() -> (i32, i64)"
+        );
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 7) as u8);
+        assert_eq!(parse_hex32(&hex(&bytes)), Some(bytes));
+        for bad in ["", "zz", &"0".repeat(63), &"g".repeat(64)] {
+            assert_eq!(parse_hex32(bad), None, "{bad:?}");
+        }
+    }
+}
