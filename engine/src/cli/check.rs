@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
+use chatflow_engine::net::{HttpClient, NetPolicy};
 use chatflow_engine::sandbox::{LoadError, Sandbox, SandboxConfig};
 
 use super::Status;
@@ -29,7 +30,9 @@ pub fn run(args: Args) -> Result<Status> {
             return Ok(Status::Invalid);
         }
     };
-    let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1))
+    // Validation makes no requests: the default (deny-private) policy will do.
+    let http = HttpClient::new(NetPolicy::default()).context("building the HTTP client")?;
+    let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
         .context("starting the sandbox")?;
     match sandbox.load(&wasm) {
         Ok(module) => {

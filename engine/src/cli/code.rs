@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use chatflow_engine::net::{HttpClient, NetPolicy};
 use chatflow_engine::sandbox::{LimitOverrides, Outcome, RunError, Sandbox, SandboxConfig};
 
 use super::check::{read_module, reasons};
@@ -12,6 +13,8 @@ use super::{Status, parse_sets};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit codes: 0 success, 1 the run failed, 2 bad arguments or invalid module.\n\n\
+Network policy: the module's HTTP requests reach only public addresses unless\n\
+allowed, exactly as for `chatflow rest` (see --allow-host).\n\n\
 Example:\n  chatflow code parse_order.wasm --set 'API Response=@reply.json' --fuel 50000000"
 )]
 pub struct Args {
@@ -30,6 +33,19 @@ pub struct Args {
     /// Wall-clock limit of the run, in milliseconds.
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
+    /// Allow the module's HTTP requests to this host pattern:
+    /// `api.example.com`, `*.example.com`, `127.0.0.1`, `[::1]:8080`.
+    /// Repeatable. Without any, every host is allowed (public addresses
+    /// only). The same network policy as `chatflow rest`.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_hosts: Vec<String>,
+    /// Allow loopback addresses (127.0.0.0/8, ::1) for any allowed host.
+    #[arg(long)]
+    allow_loopback: bool,
+    /// Allow private addresses (10/8, 172.16/12, 192.168/16, 100.64/10,
+    /// fc00::/7).
+    #[arg(long)]
+    allow_private: bool,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -50,7 +66,20 @@ pub fn run(args: Args) -> Result<Status> {
             return Ok(Status::Invalid);
         }
     };
-    let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1))
+    let mut policy = NetPolicy::default();
+    for pattern in &args.allow_hosts {
+        if let Err(err) = policy.allow_host(pattern) {
+            eprintln!("error: --allow-host {pattern:?}: {err}");
+            return Ok(Status::Invalid);
+        }
+    }
+    policy.allow_loopback = args.allow_loopback;
+    policy.allow_private = args.allow_private;
+    let runtime = super::runtime()?;
+    let http = runtime
+        .block_on(async { HttpClient::new(policy) })
+        .context("building the HTTP client")?;
+    let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
         .context("starting the sandbox")?;
     let overrides = LimitOverrides {
         fuel: args.fuel,
@@ -75,7 +104,7 @@ pub fn run(args: Args) -> Result<Status> {
             return Ok(Status::Invalid);
         }
     };
-    let outcome = super::runtime()?.block_on(sandbox.run(&module, &props, &limits));
+    let outcome = runtime.block_on(sandbox.run(&module, &props, &limits));
     let status = if outcome.is_ok() {
         Status::Ok
     } else {

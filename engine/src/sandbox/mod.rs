@@ -10,10 +10,12 @@
 //!
 //! ```
 //! use chatflow_engine::Properties;
+//! use chatflow_engine::net::{HttpClient, NetPolicy};
 //! use chatflow_engine::sandbox::{Sandbox, SandboxConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(4))?;
+//! let http = HttpClient::new(NetPolicy::default())?; // shared with the REST API block
+//! let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(4), http)?;
 //! let wasm = wat::parse_str(r#"
 //!     (module
 //!       (import "chatflow" "property_set" (func $set (param i32 i32 i32 i32) (result i32)))
@@ -53,6 +55,7 @@ use wasmtime::{
     WasmBacktraceDetails, WasmFeatures,
 };
 
+use crate::net::HttpClient;
 use crate::properties::Properties;
 
 mod block;
@@ -149,6 +152,13 @@ pub struct SandboxConfig {
     ///
     /// By default 256.
     pub module_cache_capacity: usize,
+    /// Zero each run's fiber stack (where wasm and host calls run) before
+    /// it is reused. Defence in depth against a compiler bug that would
+    /// read a stack slot before writing it; costs a `memset` of the stack
+    /// per run.
+    ///
+    /// By default `false`.
+    pub zero_fiber_stacks: bool,
     /// A directory for precompiled modules, so a restarted process does not
     /// compile again. The sandbox creates it (mode 0700) with a secret key
     /// and only ever loads artifacts authenticated with that key (see
@@ -173,6 +183,7 @@ impl Default for SandboxConfig {
             linear_memory_keep_resident: 0,
             table_keep_resident: 0,
             module_cache_capacity: 256,
+            zero_fiber_stacks: false,
             cache_dir: None,
         }
     }
@@ -251,6 +262,12 @@ impl SandboxConfig {
         self
     }
 
+    /// Sets [`zero_fiber_stacks`](Self::zero_fiber_stacks).
+    pub fn with_zero_fiber_stacks(mut self, enable: bool) -> Self {
+        self.zero_fiber_stacks = enable;
+        self
+    }
+
     /// Sets [`cache_dir`](Self::cache_dir).
     pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
@@ -283,6 +300,7 @@ impl SandboxConfig {
             // Host functions run on the same fiber stack as wasm; leave them
             // at least 1 MiB beyond the wasm stack.
             .async_stack_size(self.max_wasm_stack + MIB)
+            .async_stack_zeroing(self.zero_fiber_stacks)
             .memory_init_cow(true)
             // Function names come from the name section; DWARF from an
             // untrusted module is not parsed.
@@ -421,6 +439,7 @@ static NEXT_SANDBOX_ID: AtomicU64 = AtomicU64::new(1);
 /// thread.
 pub struct Sandbox {
     engine: Engine,
+    http: HttpClient,
     linker: Linker<RunState>,
     config: SandboxConfig,
     cache: cache::ModuleCache,
@@ -440,14 +459,15 @@ impl std::fmt::Debug for Sandbox {
 
 impl Sandbox {
     /// Builds the engine, the instance pool, the ticker thread and the
-    /// module cache.
+    /// module cache. Guests' HTTP requests go through `http`, the engine's
+    /// shared client, under its network policy (the REST API block's).
     ///
     /// # Errors
     ///
     /// [`ConfigError`] if a setting is out of range, the default limits are
     /// over the maximums, wasmtime refuses the configuration, or the cache
     /// directory cannot be set up.
-    pub fn new(config: SandboxConfig) -> Result<Sandbox, ConfigError> {
+    pub fn new(config: SandboxConfig, http: HttpClient) -> Result<Sandbox, ConfigError> {
         config.default_limits.check(&config.max_limits)?;
         if config.max_concurrent_runs == 0 {
             return Err(ConfigError::Invalid(
@@ -477,12 +497,18 @@ impl Sandbox {
         Ok(Sandbox {
             slots: Semaphore::new(config.max_concurrent_runs as usize),
             engine,
+            http,
             linker,
             config,
             cache,
             id: NEXT_SANDBOX_ID.fetch_add(1, Ordering::Relaxed),
             _ticker: ticker,
         })
+    }
+
+    /// The HTTP client guests' requests go through.
+    pub fn http_client(&self) -> &HttpClient {
+        &self.http
     }
 
     /// The configuration this sandbox was built with.
@@ -661,6 +687,7 @@ impl Sandbox {
         let start = Instant::now();
         let state = RunState::new(
             &self.config,
+            &self.http,
             props,
             limits,
             start + limits.wall_time,
@@ -843,5 +870,53 @@ impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         self.thread.unpark();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn shareable_across_tasks() {
+        assert_send_sync::<Sandbox>();
+        assert_send_sync::<CodeModule>();
+        assert_send_sync::<CancelToken>();
+        assert_send_sync::<Outcome>();
+    }
+
+    #[test]
+    fn run_futures_are_send() {
+        let http = HttpClient::new(crate::net::NetPolicy::default()).unwrap();
+        let sandbox =
+            Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http).unwrap();
+        let wasm = wat::parse_str(
+            r#"(module (memory (export "memory") 1) (func (export "chatflow_abi_v1"))
+                 (func (export "chatflow_run") (result i32) (i32.const 0)))"#,
+        )
+        .unwrap();
+        let module = sandbox.load(&wasm).unwrap();
+        let props = Properties::new();
+        let limits = sandbox.default_limits();
+        let cancel = CancelToken::new();
+        assert_send(&sandbox.run(&module, &props, &limits));
+        assert_send(&sandbox.run_with_cancel(&module, &props, &limits, &cancel));
+    }
+
+    #[test]
+    fn config_bad() {
+        let http = || HttpClient::new(crate::net::NetPolicy::default()).unwrap();
+        let cases = [
+            SandboxConfig::default().with_max_concurrent_runs(0),
+            SandboxConfig::default().with_epoch_tick(Duration::ZERO),
+            SandboxConfig::default().with_module_cache_capacity(0),
+            SandboxConfig::default().with_default_limits(Limits::maximum().with_fuel(u64::MAX)),
+        ];
+        for config in cases {
+            assert!(Sandbox::new(config.clone(), http()).is_err(), "{config:?}");
+        }
     }
 }

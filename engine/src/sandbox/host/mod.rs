@@ -3,7 +3,7 @@
 //!
 //! Every import follows the same steps: charge the call's base fuel,
 //! bounds-check every `(ptr, len)` argument against the guest's memory
-//! ([`range`]), do the work, charge fuel for the bytes copied. A limit hit
+//! (`range`), do the work, charge fuel for the bytes copied. A limit hit
 //! ends the run by returning a [`RunError`] as the import's error, which
 //! wasmtime turns into a trap and [`Sandbox::run`](super::Sandbox::run)
 //! downcasts back. Conditions a guest can handle are negative return codes
@@ -17,6 +17,7 @@ use wasmtime::{Caller, Extern, Linker, Memory};
 use super::limits::{LimitKind, Limits};
 use super::outcome::{GuestMemoryError, LogEntry, RunError};
 use super::{CancelToken, SandboxConfig};
+use crate::net::HttpClient;
 use crate::properties::{ChangeSet, Properties};
 
 mod http;
@@ -64,6 +65,7 @@ pub(crate) struct RunState {
     pub(crate) fuel_metering: bool,
     pub(crate) deadline: Instant,
     pub(crate) cancel: Option<CancelToken>,
+    pub(crate) http_client: HttpClient,
     pub(crate) memory: Option<Memory>,
     pub(crate) limiter: RunLimiter,
     pub(crate) messages: Vec<String>,
@@ -80,6 +82,7 @@ pub(crate) struct RunState {
 impl RunState {
     pub(crate) fn new(
         config: &SandboxConfig,
+        http_client: &HttpClient,
         props: &Properties,
         limits: &Limits,
         deadline: Instant,
@@ -92,6 +95,7 @@ impl RunState {
             fuel_metering: config.fuel_metering,
             deadline,
             cancel,
+            http_client: http_client.clone(),
             memory: None,
             limiter: RunLimiter {
                 memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),

@@ -152,7 +152,53 @@ fn a_readable_key_is_refused() {
         SandboxConfig::default()
             .with_cache_dir(&cache)
             .with_max_concurrent_runs(2),
+        crate::support::loopback_client(),
     )
     .unwrap_err();
     assert!(matches!(err, ConfigError::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_code_block_config_loads_its_module_relative_to_the_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("blocks")).unwrap();
+    std::fs::write(
+        dir.path().join("blocks/healthy.wasm"),
+        wat::parse_str(wat(HEALTHY)).unwrap(),
+    )
+    .unwrap();
+    let block: chatflow_engine::sandbox::CodeBlockConfig = serde_json::from_str(
+        r#"{"module": "blocks/healthy.wasm", "limits": {"fuel": 100000}, "ignore_error": true}"#,
+    )
+    .unwrap();
+    let sb = sandbox();
+    let module = sb.load_ref(&block.module, dir.path()).unwrap();
+    let limits = sb.limits(&block.limits).unwrap();
+    assert_eq!(limits.fuel, 100_000);
+    let output = ok(sb.run(&module, &Properties::new(), &limits).await);
+    assert_eq!(output.changes.get("done"), Some(Some("yes")));
+
+    let too_much: chatflow_engine::sandbox::CodeBlockConfig =
+        serde_json::from_str(r#"{"module": "blocks/healthy.wasm", "limits": {"http_calls": 101}}"#)
+            .unwrap();
+    assert!(matches!(
+        sb.limits(&too_much.limits),
+        Err(chatflow_engine::sandbox::LimitError::OverMaximum {
+            value: 101,
+            max: 100,
+            ..
+        })
+    ));
+    // Limits over the maximum passed straight to run are refused too.
+    let outcome = sb
+        .run(
+            &module,
+            &Properties::new(),
+            &chatflow_engine::sandbox::Limits::maximum().with_http_calls(101),
+        )
+        .await;
+    assert!(matches!(
+        outcome.result,
+        Err(chatflow_engine::sandbox::RunError::InvalidLimits(_))
+    ));
 }

@@ -161,3 +161,42 @@ fn code_bad_arguments_exit_2() {
         Some(2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_http_follows_the_allow_host_flags() {
+    let server = crate::support::server::TestServer::start().await;
+    let req = serde_json::json!({"method": "GET", "url": server.url("/json")}).to_string();
+    let set = format!("req={req}");
+    let module = wat_file("fetch.wat");
+    let run = |extra: Vec<String>| {
+        let mut args: Vec<String> = vec![
+            "code".into(),
+            "--json".into(),
+            module.clone(),
+            "--set".into(),
+            set.clone(),
+        ];
+        args.extend(extra);
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            chatflow(&args)
+        })
+    };
+    let out = run(vec!["--allow-host".into(), "127.0.0.1".into()])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["changes"]["body"], r#"{"ok":true,"name":"Zoë"}"#);
+    assert_eq!(json["http_calls"], 1);
+
+    let out = run(vec![]).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "http_denied");
+    assert_eq!(
+        server.hits(),
+        1,
+        "the denied request never reached the server"
+    );
+}

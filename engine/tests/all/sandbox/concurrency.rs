@@ -9,7 +9,13 @@ use super::wat;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_runs_in_flight() {
-    let sb = Arc::new(Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(64)).unwrap());
+    let sb = Arc::new(
+        Sandbox::new(
+            SandboxConfig::default().with_max_concurrent_runs(64),
+            crate::support::loopback_client(),
+        )
+        .unwrap(),
+    );
     // Copies `id` to `out`, with a busy loop in between so runs overlap.
     let wasm = wat::parse_str(wat(
         r#"(data (i32.const 0) "idout")

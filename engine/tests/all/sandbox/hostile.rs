@@ -562,3 +562,20 @@ async fn a_thousand_runs_reuse_pool_slots() {
     let stats = sb.cache_stats();
     assert_eq!(stats.compiles, 1, "{stats:?}");
 }
+
+#[tokio::test]
+async fn without_fuel_metering_a_loop_ends_on_wall_time() {
+    let sb = super::sandbox_with(
+        chatflow_engine::sandbox::SandboxConfig::default()
+            .with_fuel_metering(false)
+            .with_zero_fiber_stacks(true),
+    );
+    let module = load(&sb, LOOP);
+    let limits = sb
+        .default_limits()
+        .with_wall_time(Duration::from_millis(50));
+    let outcome = sb.run(&module, &Properties::new(), &limits).await;
+    assert_eq!(outcome.fuel_used, 0);
+    let err = failed(&sb, outcome).await;
+    assert!(matches!(err, RunError::Timeout { .. }), "{err:?}");
+}

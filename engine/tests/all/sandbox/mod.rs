@@ -8,14 +8,18 @@ use chatflow_engine::sandbox::{CodeModule, Outcome, RunError, Sandbox, SandboxCo
 
 mod abi;
 mod cache;
+#[cfg(feature = "cli")]
 mod cli;
 
 mod concurrency;
 mod hostile;
+mod http;
 mod load;
+mod selectors;
 
 /// A sandbox with a small pool (tests run in parallel, each pool slot
-/// reserves address space).
+/// reserves address space) whose HTTP client may reach 127.0.0.1 (the test
+/// servers) and nothing else that is not public.
 pub fn sandbox() -> Sandbox {
     sandbox_with(SandboxConfig::default())
 }
@@ -25,6 +29,7 @@ pub fn sandbox_with(config: SandboxConfig) -> Sandbox {
         config
             .with_max_concurrent_runs(8)
             .with_epoch_tick(Duration::from_millis(5)),
+        crate::support::loopback_client(),
     )
     .expect("sandbox")
 }
