@@ -91,7 +91,7 @@ impl Engine {
     /// Builds an engine: one HTTP client, one sandbox.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let http = HttpClient::new(config.net.clone())?;
-        let sandbox = Sandbox::new(config.sandbox.clone())?;
+        let sandbox = Sandbox::new(config.sandbox.clone(), http.clone())?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
