@@ -52,7 +52,7 @@
 
 use std::collections::BTreeSet;
 use std::env;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -387,15 +387,25 @@ pub fn const_name(name: &str) -> String {
 /// `core`".
 pub fn ensure_wasm_target() -> Result<(), BuildError> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok();
+    ensure_target_with(&rustc, OsStr::new("rustup"), toolchain.as_deref())
+}
+
+/// [`ensure_wasm_target`] with the programs spelled out (tests use fakes).
+fn ensure_target_with(
+    rustc: &OsStr,
+    rustup: &OsStr,
+    rustup_toolchain: Option<&str>,
+) -> Result<(), BuildError> {
     let libdir = rustc_print(
-        &rustc,
+        rustc,
         &["--print", "target-libdir", "--target", WASM_TARGET],
     )?;
     if target_installed(Path::new(&libdir)) {
         return Ok(());
     }
-    let sysroot = rustc_print(&rustc, &["--print", "sysroot"])?;
-    let toolchain = toolchain_name(env::var("RUSTUP_TOOLCHAIN").ok().as_deref(), &sysroot);
+    let sysroot = rustc_print(rustc, &["--print", "sysroot"])?;
+    let toolchain = toolchain_name(rustup_toolchain, &sysroot);
     let command = format!("rustup target add {WASM_TARGET} --toolchain {toolchain}");
     // If you're reading this because the build stopped here: this machine's
     // toolchain has no wasm32 standard library. We try to add it; if rustup
@@ -403,9 +413,11 @@ pub fn ensure_wasm_target() -> Result<(), BuildError> {
     println!(
         "cargo:warning=installing the {WASM_TARGET} target for toolchain {toolchain} (running `{command}`)"
     );
-    let result = Command::new("rustup")
+    let result = Command::new(rustup)
         .args(["target", "add", WASM_TARGET, "--toolchain", &toolchain])
-        .stdout(Stdio::inherit())
+        // rustup's progress goes to the build script's stderr, which cargo
+        // shows if the build fails; stdout would be read as cargo directives.
+        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .status();
     let detail = match result {
@@ -423,7 +435,7 @@ pub fn ensure_wasm_target() -> Result<(), BuildError> {
     })
 }
 
-fn rustc_print(rustc: &OsString, args: &[&str]) -> Result<String, BuildError> {
+fn rustc_print(rustc: &OsStr, args: &[&str]) -> Result<String, BuildError> {
     let output = Command::new(rustc)
         .args(args)
         .output()
@@ -686,6 +698,88 @@ mod tests {
         assert!(!target_installed(dir.path()));
         std::fs::write(dir.path().join("libcore-abc.rlib"), b"").unwrap();
         assert!(target_installed(dir.path()));
+    }
+
+    /// Writes an executable shell script.
+    #[cfg(unix)]
+    fn script(path: &Path, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A fake toolchain without the wasm32 target: `rustc` prints a libdir
+    /// that does not exist yet, `rustup` either creates it (as `rustup
+    /// target add` would) or fails.
+    #[cfg(unix)]
+    #[test]
+    fn a_missing_target_is_installed_or_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let libdir = dir
+            .path()
+            .join("sysroot/lib/rustlib/wasm32-unknown-unknown/lib");
+        let rustc = dir.path().join("rustc");
+        script(
+            &rustc,
+            &format!(
+                "case \"$2\" in target-libdir) echo {libdir};; sysroot) echo {sysroot};; esac",
+                libdir = libdir.display(),
+                sysroot = dir
+                    .path()
+                    .join("toolchains/1.95.0-x86_64-unknown-linux-gnu")
+                    .display()
+            ),
+        );
+        let args = dir.path().join("rustup-args");
+        let good_rustup = dir.path().join("rustup-good");
+        script(
+            &good_rustup,
+            &format!(
+                "echo \"$@\" > {args}\nmkdir -p {libdir} && touch {libdir}/libcore-0123.rlib",
+                args = args.display(),
+                libdir = libdir.display()
+            ),
+        );
+        let bad_rustup = dir.path().join("rustup-bad");
+        script(&bad_rustup, "echo offline >&2; exit 3");
+
+        let err = ensure_target_with(rustc.as_os_str(), bad_rustup.as_os_str(), None).unwrap_err();
+        match &err {
+            BuildError::MissingTarget {
+                toolchain,
+                command,
+                detail,
+            } => {
+                assert_eq!(toolchain, "1.95.0-x86_64-unknown-linux-gnu");
+                assert_eq!(
+                    command,
+                    "rustup target add wasm32-unknown-unknown --toolchain 1.95.0-x86_64-unknown-linux-gnu"
+                );
+                assert!(detail.contains("exit status: 3"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .contains("Install it with:\n\n    rustup target add")
+        );
+
+        let missing = dir.path().join("no-such-rustup");
+        let err =
+            ensure_target_with(rustc.as_os_str(), missing.as_os_str(), Some("1.95.0")).unwrap_err();
+        assert!(
+            matches!(&err, BuildError::MissingTarget { toolchain, detail, .. }
+            if toolchain == "1.95.0" && detail.contains("could not run rustup")),
+            "{err:?}"
+        );
+
+        ensure_target_with(rustc.as_os_str(), good_rustup.as_os_str(), Some("1.95.0")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&args).unwrap().trim(),
+            "target add wasm32-unknown-unknown --toolchain 1.95.0"
+        );
+        // Installed now: rustup is not asked again.
+        ensure_target_with(rustc.as_os_str(), missing.as_os_str(), None).unwrap();
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! guest behaves differently there, the engine or the SDK's wasm path is
 //! wrong, not the guest.
 
-#![allow(dead_code)] // each guest's host `main`
+#![allow(dead_code)]
+// each guest's host `main`
 // The bench guests each include src/shared/walk.rs, as their wasm builds must.
 #![allow(clippy::duplicate_mod)]
 
