@@ -12,6 +12,8 @@
 
 #[path = "../src/bin/bench_empty.rs"]
 mod bench_empty;
+#[path = "../src/bin/bench_empty_no_panic_hook.rs"]
+mod bench_empty_no_panic_hook;
 #[path = "../src/bin/bench_json_walk.rs"]
 mod bench_json_walk;
 #[path = "../src/bin/bench_xml_walk.rs"]
@@ -329,6 +331,9 @@ fn json_parse_demo() {
 #[test]
 fn bench_guests() {
     TestHost::new().run(bench_empty::run).assert_success();
+    TestHost::new()
+        .run(bench_empty_no_panic_hook::run)
+        .assert_success();
     let outcome = TestHost::new()
         .api_response(r#"{"a": [1, "xy", {"b": null}]}"#)
         .run(bench_json_walk::run);

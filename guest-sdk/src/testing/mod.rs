@@ -271,7 +271,7 @@ impl TestHost {
             assert!(run.is_none(), "TestHost::run called from inside a run");
             *run = Some(RunState::new(self));
         });
-        let result = panic::catch_unwind(AssertUnwindSafe(|| crate::__private::run(block)));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| crate::__private::run(block, true)));
         let state = RUN
             .with(|run| run.borrow_mut().take())
             .expect("the run state is still there");
