@@ -298,8 +298,10 @@ impl GuestBuild {
         let mut manifests = BTreeSet::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some((guest, manifest)) = parse_artifact(&line) {
+            if let Some(manifest) = local_manifest(&line) {
                 manifests.insert(manifest);
+            }
+            if let Some((guest, _)) = parse_artifact(&line) {
                 guests.push(guest);
             }
         }
@@ -476,6 +478,21 @@ fn cargo_home() -> Option<PathBuf> {
         .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
 }
 
+/// The manifest of a local (path) package built by the nested cargo (a
+/// guest or a path dependency such as the SDK): a change to it must rerun
+/// the build script.
+fn local_manifest(line: &str) -> Option<PathBuf> {
+    let msg: serde_json::Value = serde_json::from_str(line).ok()?;
+    if msg["reason"] != "compiler-artifact" {
+        return None;
+    }
+    let id = msg["package_id"].as_str()?;
+    if !id.starts_with("path+") {
+        return None;
+    }
+    Some(PathBuf::from(msg["manifest_path"].as_str()?))
+}
+
 /// One line of cargo's JSON output: a `.wasm` artifact of a `bin` or
 /// `cdylib` target, with its package's manifest path.
 fn parse_artifact(line: &str) -> Option<(Guest, PathBuf)> {
@@ -616,6 +633,15 @@ mod tests {
             }
         );
         assert_eq!(manifest, PathBuf::from("/w/test-guests/Cargo.toml"));
+        assert_eq!(local_manifest(bin), Some(manifest));
+        let sdk = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/guest-sdk#chatflow-sdk@0.1.0","manifest_path":"/w/guest-sdk/Cargo.toml","target":{"kind":["lib"],"name":"chatflow_sdk"},"filenames":["/t/libchatflow_sdk.rlib"]}"#;
+        assert!(parse_artifact(sdk).is_none());
+        assert_eq!(
+            local_manifest(sdk),
+            Some(PathBuf::from("/w/guest-sdk/Cargo.toml"))
+        );
+        let registry = r#"{"reason":"compiler-artifact","package_id":"registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0","manifest_path":"/h/serde/Cargo.toml","target":{"kind":["lib"],"name":"serde"},"filenames":[]}"#;
+        assert_eq!(local_manifest(registry), None);
         let lib = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/examples/code-blocks/crm-profile#0.1.0","manifest_path":"/w/examples/code-blocks/crm-profile/Cargo.toml","target":{"kind":["cdylib","rlib"],"name":"crm_profile"},"filenames":["/t/guest/libcrm_profile.rlib","/t/guest/crm_profile.wasm"]}"#;
         let (guest, _) = parse_artifact(lib).unwrap();
         assert_eq!(
