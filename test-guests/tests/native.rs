@@ -242,8 +242,15 @@ fn selectors() {
     let outcome = TestHost::new()
         .property("doc", xml)
         .property("xml_paths", "/r/a[2]\n/r/a@x\n/r/b\nr")
+        .property("compare_in_guest", "true")
         .run(sdk_selectors::run);
     outcome.assert_success();
+    for i in 0..4 {
+        assert_eq!(
+            outcome.property(&format!("xml_{i}")),
+            outcome.property(&format!("xml_{i}_guest"))
+        );
+    }
     let got: Vec<_> = (0..4)
         .map(|i| outcome.property(&format!("xml_{i}")).unwrap())
         .collect();
@@ -295,8 +302,13 @@ fn selectors_on_the_corpus() {
             "xml_paths",
             "/rss/channel/title\n/rss/channel/item[2]/title\n/rss/@version",
         )
+        .property("compare_in_guest", "true")
         .run(sdk_selectors::run);
     outcome.assert_success();
+    for i in 0..3 {
+        let (host, guest) = (format!("xml_{i}"), format!("xml_{i}_guest"));
+        assert_eq!(outcome.property(&host), outcome.property(&guest));
+    }
     assert_eq!(outcome.property("xml_2"), Some("2.0"));
     assert!(!outcome.property("xml_0").unwrap().is_empty());
     assert!(!outcome.property("xml_1").unwrap().is_empty());

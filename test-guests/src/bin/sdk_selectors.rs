@@ -6,6 +6,12 @@
 //! `xml_<i>`: the selected text, `<none>` when nothing matched, or
 //! `<invalid>` / `<not parseable>` for those errors (the error message goes
 //! to `json_<i>_error`). An empty line selects with the empty pointer / path.
+//!
+//! With `compare_in_guest` set to `true`, each selector is also evaluated
+//! inside the guest on the same document (serde_json's `Value::pointer`,
+//! `chatflow_sdk::xml::select`) and stored as `json_<i>_guest` /
+//! `xml_<i>_guest` with the same conventions, so a test can assert that the
+//! host's selectors and the SDK's agree on any document.
 
 #![cfg_attr(target_arch = "wasm32", no_main)]
 
@@ -33,9 +39,38 @@ pub fn run(ctx: &mut Context) -> Result<()> {
                 }
             };
             ctx.set(&format!("{prefix}_{i}"), value)?;
+            if ctx.get("compare_in_guest").as_deref() == Some("true") {
+                let guest = in_guest(ctx, prefix, selector)?;
+                ctx.set(&format!("{prefix}_{i}_guest"), guest)?;
+            }
         }
     }
     Ok(())
+}
+
+/// The same selection inside the guest, with the same conventions.
+fn in_guest(ctx: &Context, prefix: &str, selector: &str) -> Result<String> {
+    let doc = ctx.get("doc").unwrap_or_default();
+    if prefix == "json" {
+        if !selector.is_empty() && !selector.starts_with('/') {
+            return Ok("<invalid>".into());
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&doc) else {
+            return Ok("<not parseable>".into());
+        };
+        Ok(match value.pointer(selector) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => "<none>".into(),
+        })
+    } else {
+        Ok(match chatflow_sdk::xml::select(&doc, selector) {
+            Ok(Some(text)) => text,
+            Ok(None) => "<none>".into(),
+            Err(chatflow_sdk::xml::Error::Path { .. }) => "<invalid>".into(),
+            Err(_) => "<not parseable>".into(),
+        })
+    }
 }
 
 chatflow_sdk::code_block!(run);
