@@ -381,6 +381,11 @@ fn install_panic_hook() {
 
 /// A stubbed HTTP endpoint: a method, an exact URL and the reply.
 ///
+/// The URL is compared with the request's as a string, query included, so
+/// write it the way the block sends it: [`Request::query`](crate::http::Request::query)
+/// percent-encodes values (a space becomes `%20`, `/` becomes `%2F`). For
+/// looser matching use [`TestHost::http_handler`].
+///
 /// ```
 /// use chatflow_sdk::testing::Stub;
 ///
