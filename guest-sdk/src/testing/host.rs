@@ -1,0 +1,447 @@
+//! The in-process host: ABI v1 answered from a thread-local run state.
+//!
+//! These functions have the same Rust signatures as the wasm32 wrappers in
+//! `sys.rs` and follow `docs/abi.md`: the length protocol, the error codes,
+//! `last_error`, buffered writes. Limits end the run the way the engine does,
+//! by unwinding out of the block with a private payload that
+//! [`TestHost::run`](super::TestHost::run) recognises.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+
+use super::{Failure, HttpRequest, LimitKind, LogRecord, Reply, ReplyKind, TestHost};
+use crate::log::Level;
+use crate::sys::{BAD_HANDLE, CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEABLE, TIMEOUT};
+
+/// `fail` keeps at most this many bytes of the message, as the engine does.
+const FAIL_MESSAGE_MAX: usize = 64 * 1024;
+/// Longest property name the engine accepts.
+const MAX_NAME_LEN: usize = 256;
+
+/// Everything one run has done so far.
+pub(crate) struct RunState {
+    pub(super) host: TestHost,
+    /// This run's writes: `Some(value)` set, `None` removed.
+    pub(super) changes: BTreeMap<String, Option<String>>,
+    pub(super) messages: Vec<String>,
+    pub(super) logs: Vec<LogRecord>,
+    pub(super) requests: Vec<HttpRequest>,
+    pub(super) responses: Vec<Reply>,
+    pub(super) fail_message: Option<String>,
+    pub(super) last_error: Option<String>,
+    pub(super) written_bytes: u64,
+    pub(super) denied: Option<String>,
+    /// Set by the panic hook when the block panics.
+    pub(super) panic_message: Option<String>,
+}
+
+/// The payload a limit unwinds with.
+pub(super) struct LimitHit(pub(super) Failure);
+
+thread_local! {
+    pub(super) static RUN: RefCell<Option<RunState>> = const { RefCell::new(None) };
+}
+
+fn with<R>(f: impl FnOnce(&mut RunState) -> R) -> R {
+    let outcome = RUN.with(|run| {
+        let mut run = run.borrow_mut();
+        match run.as_mut() {
+            Some(state) => Ok(f(state)),
+            None => Err(()),
+        }
+    });
+    match outcome {
+        Ok(r) => r,
+        Err(()) => panic!(
+            "chatflow_sdk: no Code block run is in progress on this thread. Off wasm32 the SDK \
+             talks to the in-process test host: run your block with \
+             `chatflow_sdk::testing::TestHost::new().run(your_run_fn)`"
+        ),
+    }
+}
+
+/// Ends the run with `failure`, from inside a host call (like a trap).
+fn end_run(failure: Failure) -> ! {
+    std::panic::resume_unwind(Box::new(LimitHit(failure)))
+}
+
+impl RunState {
+    pub(super) fn new(host: TestHost) -> Self {
+        RunState {
+            host,
+            changes: BTreeMap::new(),
+            messages: Vec::new(),
+            logs: Vec::new(),
+            requests: Vec::new(),
+            responses: Vec::new(),
+            fail_message: None,
+            last_error: None,
+            written_bytes: 0,
+            denied: None,
+            panic_message: None,
+        }
+    }
+
+    fn error(&mut self, code: i32, message: String) -> i32 {
+        self.last_error = Some(message);
+        code
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        match self.changes.get(name) {
+            Some(change) => change.as_deref(),
+            None => self.host.properties.get(name).map(String::as_str),
+        }
+    }
+
+    fn count_written(&mut self, bytes: usize) {
+        self.written_bytes += bytes as u64;
+        if let Some(max) = self.host.limits.written_bytes
+            && self.written_bytes > max
+        {
+            end_run(Failure::Limit {
+                which: LimitKind::WrittenBytes,
+                value: max,
+            });
+        }
+    }
+}
+
+/// Copies `min(len, cap)` bytes of `value` into `buf`; returns the full length.
+fn copy_out(value: &[u8], buf: &mut [MaybeUninit<u8>]) -> i32 {
+    let n = value.len().min(buf.len());
+    // SAFETY: `n` is within both the source and the destination.
+    unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), buf.as_mut_ptr().cast::<u8>(), n) };
+    i32::try_from(value.len()).expect("results are smaller than 2 GiB")
+}
+
+/// The engine's property name rule (`chatflow_engine::properties::validate_name`).
+pub(super) fn name_problem(name: &str) -> Option<String> {
+    if name.trim().is_empty() {
+        return Some("property name is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!(
+            "property name is {} bytes long, the maximum is {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if name.trim() != name {
+        return Some(format!(
+            "property name {name:?} has leading or trailing whitespace"
+        ));
+    }
+    if let Some(ch) = name
+        .chars()
+        .find(|c| *c == '{' || *c == '}' || c.is_control())
+    {
+        return Some(format!("property name {name:?} contains {ch:?}"));
+    }
+    None
+}
+
+pub(crate) fn property_get(name: &str, buf: &mut [MaybeUninit<u8>]) -> i32 {
+    with(|run| match run.value(name) {
+        Some(value) => copy_out(value.as_bytes(), buf),
+        None => run.error(NOT_FOUND, format!("property {name:?} is not set")),
+    })
+}
+
+pub(crate) fn property_set(name: &str, value: &str) -> i32 {
+    with(|run| {
+        if let Some(problem) = name_problem(name) {
+            return run.error(INVALID, problem);
+        }
+        if let Some(max) = run.host.limits.property_value_bytes
+            && value.len() as u64 > max
+        {
+            end_run(Failure::Limit {
+                which: LimitKind::PropertyValueBytes,
+                value: max,
+            });
+        }
+        run.count_written(name.len() + value.len());
+        run.changes
+            .insert(name.to_string(), Some(value.to_string()));
+        0
+    })
+}
+
+pub(crate) fn property_remove(name: &str) -> i32 {
+    with(|run| {
+        if let Some(problem) = name_problem(name) {
+            return run.error(INVALID, problem);
+        }
+        run.changes.insert(name.to_string(), None);
+        0
+    })
+}
+
+pub(crate) fn message_send(text: &str) -> i32 {
+    with(|run| {
+        if let Some(max) = run.host.limits.messages
+            && run.messages.len() as u64 >= max
+        {
+            end_run(Failure::Limit {
+                which: LimitKind::Messages,
+                value: max,
+            });
+        }
+        run.count_written(text.len());
+        run.messages.push(text.to_string());
+        0
+    })
+}
+
+pub(crate) fn log(level: i32, msg: &str) {
+    with(|run| {
+        let level = Level::from_i32(level);
+        // Printed so that `cargo test` shows a failing test's logs (the test
+        // harness captures this output and prints it only on failure).
+        eprintln!("[code block {level}] {msg}");
+        run.logs.push(LogRecord {
+            level,
+            message: msg.to_string(),
+        });
+    })
+}
+
+pub(crate) fn fail(msg: &str) {
+    with(|run| {
+        let mut end = msg.len().min(FAIL_MESSAGE_MAX);
+        while !msg.is_char_boundary(end) {
+            end -= 1;
+        }
+        run.fail_message = Some(msg[..end].to_string());
+    })
+}
+
+pub(crate) fn last_error(buf: &mut [MaybeUninit<u8>]) -> i32 {
+    with(|run| match &run.last_error {
+        Some(message) => copy_out(message.as_bytes(), buf),
+        None => NOT_FOUND,
+    })
+}
+
+/// The request object of `http_request`, as the engine parses it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRequest {
+    method: String,
+    url: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+pub(crate) fn http_request(request_json: &[u8]) -> i32 {
+    with(|run| {
+        let calls = run.requests.len() as u64;
+        if let Some(max) = run.host.limits.http_calls
+            && calls >= max
+        {
+            end_run(Failure::Limit {
+                which: LimitKind::HttpCalls,
+                value: max,
+            });
+        }
+        let wire: WireRequest = match serde_json::from_slice(request_json) {
+            Ok(wire) => wire,
+            Err(err) => {
+                // Counted like every other call, as the engine does.
+                run.requests.push(HttpRequest::unparsed(request_json));
+                return run.error(INVALID, format!("malformed request JSON: {err}"));
+            }
+        };
+        let request = HttpRequest {
+            method: wire.method,
+            url: wire.url,
+            headers: wire.headers,
+            body: wire.body,
+            timeout_ms: wire.timeout_ms,
+        };
+        run.requests.push(request.clone());
+        if !matches!(
+            request.method.as_str(),
+            "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD"
+        ) {
+            return run.error(INVALID, format!("unsupported method {:?}", request.method));
+        }
+        let url = match url::Url::parse(&request.url) {
+            Ok(url) => url,
+            Err(err) => {
+                return run.error(INVALID, format!("invalid URL: {err}"));
+            }
+        };
+        for (name, value) in &request.headers {
+            if name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+                || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+            {
+                return run.error(INVALID, format!("invalid header {name:?}"));
+            }
+        }
+        let shown = crate::http::redact(&request.url);
+        if !matches!(url.scheme(), "http" | "https") {
+            let message = format!("scheme {:?} is not allowed", url.scheme());
+            run.denied
+                .get_or_insert_with(|| format!("{shown}: {message}"));
+            return run.error(DENIED, message);
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if let Some(message) = run.host.policy_denies(&host) {
+            run.denied
+                .get_or_insert_with(|| format!("{shown}: {message}"));
+            return run.error(DENIED, message);
+        }
+        let Some(reply) = run.host.answer(&request) else {
+            return run.error(
+                CONNECTION,
+                format!(
+                    "test host: no stub matches {} {} (add one with TestHost::stub or \
+                     TestHost::http_handler)",
+                    request.method, request.url
+                ),
+            );
+        };
+        match reply.kind {
+            ReplyKind::Timeout => run.error(TIMEOUT, format!("{shown}: request timed out")),
+            ReplyKind::Connection(message) => run.error(CONNECTION, format!("{shown}: {message}")),
+            ReplyKind::Response => {
+                if let Some(max) = run.host.limits.http_response_bytes
+                    && reply.body.len() as u64 > max
+                {
+                    end_run(Failure::Limit {
+                        which: LimitKind::HttpResponseBytes,
+                        value: max,
+                    });
+                }
+                run.responses.push(reply);
+                (run.responses.len() - 1) as i32
+            }
+        }
+    })
+}
+
+fn response<R>(handle: i32, f: impl FnOnce(&Reply) -> R) -> Result<R, i32> {
+    with(|run| {
+        match usize::try_from(handle)
+            .ok()
+            .and_then(|h| run.responses.get(h))
+        {
+            Some(reply) => Ok(f(reply)),
+            None => Err(run.error(BAD_HANDLE, format!("no HTTP response with handle {handle}"))),
+        }
+    })
+}
+
+pub(crate) fn http_response_status(handle: i32) -> i32 {
+    response(handle, |reply| i32::from(reply.status)).unwrap_or_else(|code| code)
+}
+
+pub(crate) fn http_response_headers(handle: i32, buf: &mut [MaybeUninit<u8>]) -> i32 {
+    response(handle, |reply| {
+        let mut text = String::new();
+        for (name, value) in &reply.headers {
+            text.push_str(&name.to_ascii_lowercase());
+            text.push_str(": ");
+            text.push_str(value);
+            text.push('\n');
+        }
+        copy_out(text.as_bytes(), buf)
+    })
+    .unwrap_or_else(|code| code)
+}
+
+pub(crate) fn http_response_body(handle: i32, buf: &mut [MaybeUninit<u8>]) -> i32 {
+    response(handle, |reply| copy_out(&reply.body, buf)).unwrap_or_else(|code| code)
+}
+
+pub(crate) fn json_select(prop: &str, pointer: &str, buf: &mut [MaybeUninit<u8>]) -> i32 {
+    with(|run| {
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            return run.error(
+                INVALID,
+                format!("JSON pointer {pointer:?} must be empty or start with `/`"),
+            );
+        }
+        let Some(text) = run.value(prop) else {
+            return run.error(NOT_FOUND, format!("property {prop:?} is not set"));
+        };
+        let doc: serde_json::Value = match serde_json::from_str(text) {
+            Ok(doc) => doc,
+            Err(err) => {
+                return run.error(
+                    NOT_PARSEABLE,
+                    format!("property {prop:?} is not JSON: {err}"),
+                );
+            }
+        };
+        match doc.pointer(pointer) {
+            Some(serde_json::Value::String(s)) => copy_out(s.as_bytes(), buf),
+            Some(other) => copy_out(other.to_string().as_bytes(), buf),
+            None => run.error(
+                NOT_FOUND,
+                format!("nothing at {pointer:?} in property {prop:?}"),
+            ),
+        }
+    })
+}
+
+pub(crate) fn xml_select(prop: &str, path: &str, buf: &mut [MaybeUninit<u8>]) -> i32 {
+    with(|run| {
+        let result = match run.value(prop) {
+            Some(text) => super::xml_path::select(text, path),
+            None => super::xml_path::check_path(path).map(|()| None),
+        };
+        match result {
+            Ok(Some(text)) => copy_out(text.as_bytes(), buf),
+            Ok(None) if run.value(prop).is_none() => {
+                run.error(NOT_FOUND, format!("property {prop:?} is not set"))
+            }
+            Ok(None) => run.error(
+                NOT_FOUND,
+                format!("nothing matches {path:?} in property {prop:?}"),
+            ),
+            Err(super::xml_path::SelectError::Path(message)) => run.error(INVALID, message),
+            Err(super::xml_path::SelectError::Document(message)) => run.error(
+                NOT_PARSEABLE,
+                format!("property {prop:?} is not well-formed XML: {message}"),
+            ),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_names_follow_the_engine_rule() {
+        for good in [
+            "phone",
+            "API Response",
+            "a.b-c_d",
+            "ünïcödé",
+            &"x".repeat(256),
+        ] {
+            assert_eq!(name_problem(good), None, "{good:?}");
+        }
+        for bad in [
+            "",
+            "  ",
+            " lead",
+            "trail ",
+            "{x}",
+            "a}b",
+            "tab\tin",
+            &"x".repeat(257),
+        ] {
+            assert!(name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+}
