@@ -6,10 +6,14 @@
 
 #![deny(missing_docs)]
 
+mod engine;
+pub mod flow;
 pub mod net;
 pub mod properties;
 pub mod rest;
 pub mod sandbox;
 pub mod template;
 
+pub use engine::{Engine, EngineConfig, EngineError};
+pub use flow::{Conversation, Flow, FlowError, Turn, TurnStatus};
 pub use properties::{ChangeSet, Properties};

@@ -13,7 +13,10 @@ use chatflow_engine::Properties;
 
 mod check;
 mod code;
+mod net_args;
 mod rest;
+mod run;
+mod transcript;
 
 /// Run chatflow blocks and flows: REST API blocks natively, Code blocks
 /// (WebAssembly) in a sandbox.
@@ -32,6 +35,8 @@ enum Command {
     Check(check::Args),
     /// Run one Code block and print its outcome.
     Code(code::Args),
+    /// Run a flow and print the conversation.
+    Run(run::Args),
 }
 
 /// What a subcommand reports back; turned into the process exit code.
@@ -52,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Rest(args) => rest::run(*args),
         Command::Check(args) => check::run(args),
         Command::Code(args) => code::run(args),
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

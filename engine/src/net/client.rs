@@ -1,9 +1,10 @@
 //! [`HttpClient`]: the one shared `reqwest::Client`, wrapped so that every
 //! request obeys the [`NetPolicy`].
 
+use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,7 @@ impl HttpClient {
             .connect_timeout(policy.connect_timeout)
             .dns_resolver(PolicyResolver {
                 rules: AddressRules::from(&policy),
+                overrides: Arc::new(policy.resolve.clone()),
             })
             .user_agent(USER_AGENT)
             .build()
@@ -333,14 +335,20 @@ impl Response {
 /// error chain and turns into [`NetError::Denied`].
 struct PolicyResolver {
     rules: AddressRules,
+    /// [`NetPolicy::resolve`].
+    overrides: Arc<BTreeMap<String, SocketAddr>>,
 }
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let rules = self.rules;
-        let host = name.as_str().to_string();
+        let host = name.as_str().to_ascii_lowercase();
+        let fixed = self.overrides.get(&host).copied();
         Box::pin(async move {
-            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let resolved: Vec<SocketAddr> = match fixed {
+                Some(addr) => vec![addr],
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let mut allowed = Vec::new();
             let mut first_denied = None;
             for addr in resolved {

@@ -1,8 +1,9 @@
 //! [`NetPolicy`]: which URLs and addresses a block may reach, and the
 //! limits on each request.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -111,6 +112,19 @@ pub struct NetPolicy {
     ///
     /// By default this is 16 MiB.
     pub max_response_bytes: u64,
+    /// Fixed addresses for host names, like curl's `--resolve`: a request
+    /// to a host listed here connects to the given address without asking
+    /// DNS. The address is still checked against the address rules (a
+    /// loopback address needs [`allow_loopback`](Self::allow_loopback)).
+    /// When the URL has no explicit port, the address's port is used (port
+    /// `0` means the scheme's default). Keys are lower-case host names.
+    ///
+    /// Operators use it to give flows a stable name for a service whose
+    /// address is only known at deployment (the demo maps
+    /// `demo.chatflow.test` to its loopback server this way).
+    ///
+    /// By default there are none.
+    pub resolve: BTreeMap<String, SocketAddr>,
 }
 
 impl Default for NetPolicy {
@@ -124,6 +138,7 @@ impl Default for NetPolicy {
             max_timeout: Duration::from_secs(60),
             response_bytes: 1 << 20,
             max_response_bytes: 16 << 20,
+            resolve: BTreeMap::new(),
         }
     }
 }

@@ -261,6 +261,49 @@ async fn host_names_are_checked_on_resolved_addresses() {
     assert_eq!(server.hits(), 1);
 }
 
+/// `resolve` pins a host name to an address (like curl's `--resolve`): no
+/// DNS is asked, the URL's port wins when it has one, and the address is
+/// still checked against the address rules.
+#[tokio::test]
+async fn resolve_overrides_pin_names_and_are_still_checked() {
+    let server = TestServer::start().await;
+    let pinned = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+    let mut policy = NetPolicy::default();
+    policy.resolve.insert("api.chatflow.test".into(), pinned);
+
+    let client = HttpClient::new(policy.clone()).unwrap();
+    match client.send(get("http://api.chatflow.test/json")).await {
+        Err(NetError::Denied {
+            reason:
+                DenyReason::Address {
+                    class: AddressClass::Loopback,
+                    ..
+                },
+            ..
+        }) => {}
+        other => panic!("expected a loopback denial, got {other:?}"),
+    }
+    assert_eq!(server.hits(), 0);
+
+    policy.allow_loopback = true;
+    let client = HttpClient::new(policy).unwrap();
+    // No port in the URL: the pinned address's port is used. Host names are
+    // case-insensitive.
+    let response = client
+        .send(get("http://API.chatflow.test/json"))
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(server.hits(), 1);
+    // A port in the URL wins over the pinned one.
+    let closed = format!("http://api.chatflow.test:{}/json", closed_port());
+    assert!(matches!(
+        client.send(get(&closed)).await,
+        Err(NetError::Connect { .. })
+    ));
+    assert_eq!(server.hits(), 1);
+}
+
 #[tokio::test]
 async fn connection_refused() {
     let client = loopback_client();

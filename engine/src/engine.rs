@@ -1,0 +1,137 @@
+//! [`Engine`]: what an operator embeds. It owns what every conversation
+//! shares: the HTTP client (connection pool and network policy), the
+//! sandbox (wasmtime engine, module cache, pooled instances) and the limits.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::flow::{Flow, FlowError, FlowLoader};
+use crate::net::{HttpClient, NetPolicy, PolicyError};
+use crate::sandbox::{self, Sandbox, SandboxConfig};
+
+/// How an [`Engine`] is set up. Every field has a default suited to running
+/// untrusted flows (no loopback or private addresses, default limits).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// The network policy both blocks' HTTP goes through.
+    ///
+    /// By default: any public host, no loopback or private addresses.
+    pub net: NetPolicy,
+    /// The Code block sandbox: limits (defaults and maximums), pooling,
+    /// module cache.
+    ///
+    /// By default [`SandboxConfig::default`].
+    pub sandbox: SandboxConfig,
+    /// The most blocks one [`Engine::run`] executes before it stops the
+    /// conversation with [`crate::flow::StopError::StepLimit`] (a loop in
+    /// the flow). An `input` block resets the count: waiting for the user
+    /// is not a loop.
+    ///
+    /// By default 1000.
+    pub max_steps: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            net: NetPolicy::default(),
+            sandbox: SandboxConfig::default(),
+            max_steps: 1000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Sets the network policy.
+    pub fn with_net(mut self, net: NetPolicy) -> Self {
+        self.net = net;
+        self
+    }
+
+    /// Sets the sandbox configuration.
+    pub fn with_sandbox(mut self, sandbox: SandboxConfig) -> Self {
+        self.sandbox = sandbox;
+        self
+    }
+
+    /// Sets the step limit.
+    pub fn with_max_steps(mut self, steps: u32) -> Self {
+        self.max_steps = steps;
+        self
+    }
+}
+
+/// Why an [`Engine`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The network policy is invalid.
+    #[error("network policy: {0}")]
+    Net(#[from] PolicyError),
+    /// The sandbox configuration is invalid or wasmtime refused it.
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] sandbox::ConfigError),
+}
+
+/// The engine an operator embeds: load flows, start conversations, run
+/// them. `Send + Sync`; share one per process (clone is cheap).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    http: HttpClient,
+    sandbox: Arc<Sandbox>,
+}
+
+impl Engine {
+    /// Builds an engine: one HTTP client, one sandbox.
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        let http = HttpClient::new(config.net.clone())?;
+        let sandbox = Sandbox::new(config.sandbox.clone(), http.clone())?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                sandbox: Arc::new(sandbox),
+            }),
+        })
+    }
+
+    /// The configuration the engine was built with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The shared HTTP client (for running a REST API block by hand).
+    pub fn http(&self) -> &HttpClient {
+        &self.inner.http
+    }
+
+    /// The shared sandbox (for running a Code block by hand).
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.inner.sandbox
+    }
+
+    /// A loader with options (module directory, modules supplied as bytes).
+    pub fn flow_loader(&self) -> FlowLoader<'_> {
+        FlowLoader::new(self)
+    }
+
+    /// Loads and validates the flow file at `path`; Code block modules are
+    /// read relative to the file's directory.
+    pub fn load_flow(&self, path: impl AsRef<Path>) -> Result<Flow, FlowError> {
+        self.flow_loader().load_file(path)
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}

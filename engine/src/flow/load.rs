@@ -1,0 +1,683 @@
+//! Loading a flow: parse the file, check everything that can be checked
+//! before a conversation starts, and compile it into a [`Flow`].
+//!
+//! Every problem is collected (not just the first), each naming the block
+//! and field it is in, so an author fixes a flow in one pass. What loading
+//! checks: JSON syntax; the top-level fields; block types; each block's
+//! fields (unknown fields refused); templates; property names; branch
+//! conditions; REST API block configs (and their timeout and size overrides
+//! against the network policy's maximums); Code block modules (read, compiled
+//! and validated against ABI v1) and their limits against the sandbox's
+//! maximums; that `start` and every `next`/branch target name a block.
+//! Unreachable blocks are reported as warnings. A flow that loads does not
+//! fail later for any of these reasons.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::Engine;
+use crate::properties::{NameError, validate_name};
+use crate::rest::{self, RestBlock};
+use crate::sandbox::{self, CodeModule, Limits, ModuleRef};
+use crate::template::{Template, TemplateError};
+
+use super::condition::{Condition, ConditionError};
+use super::model::{BlockSpec, BlockType, ConditionSpec, FlowFile};
+
+/// A loaded, validated flow, ready to run any number of conversations.
+/// Cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Flow {
+    inner: Arc<FlowInner>,
+}
+
+struct FlowInner {
+    name: String,
+    description: Option<String>,
+    origin: String,
+    start: usize,
+    blocks: Vec<Block>,
+    index: HashMap<String, usize>,
+    warnings: Vec<FlowWarning>,
+}
+
+/// One compiled block.
+pub(crate) struct Block {
+    pub(crate) id: String,
+    pub(crate) kind: BlockKind,
+    pub(crate) next: Option<usize>,
+}
+
+pub(crate) enum BlockKind {
+    Message(Template),
+    Rest(Box<RestBlock>),
+    Code {
+        module: CodeModule,
+        limits: Limits,
+        ignore_error: bool,
+    },
+    Branch {
+        conditions: Vec<(Condition, usize)>,
+        otherwise: Option<usize>,
+    },
+    Set(Vec<(String, Template)>),
+    Input {
+        prompt: Template,
+        property: String,
+    },
+}
+
+impl BlockKind {
+    pub(crate) fn block_type(&self) -> BlockType {
+        match self {
+            BlockKind::Message(_) => BlockType::Message,
+            BlockKind::Rest(_) => BlockType::RestApi,
+            BlockKind::Code { .. } => BlockType::Code,
+            BlockKind::Branch { .. } => BlockType::Branch,
+            BlockKind::Set(_) => BlockType::Set,
+            BlockKind::Input { .. } => BlockType::Input,
+        }
+    }
+}
+
+impl Flow {
+    /// The flow's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The flow's description, if it has one.
+    pub fn description(&self) -> Option<&str> {
+        self.inner.description.as_deref()
+    }
+
+    /// Where the flow came from: its file path, or the origin given to
+    /// [`FlowLoader::load_str`].
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// The id of the start block.
+    pub fn start(&self) -> &str {
+        &self.inner.blocks[self.inner.start].id
+    }
+
+    /// The block ids, in file order (sorted by id).
+    pub fn block_ids(&self) -> impl Iterator<Item = &str> {
+        self.inner.blocks.iter().map(|b| b.id.as_str())
+    }
+
+    /// The type of block `id`, if there is one.
+    pub fn block_type(&self, id: &str) -> Option<BlockType> {
+        self.index(id)
+            .map(|i| self.inner.blocks[i].kind.block_type())
+    }
+
+    /// Things worth knowing that do not stop the flow from loading, such as
+    /// unreachable blocks.
+    pub fn warnings(&self) -> &[FlowWarning] {
+        &self.inner.warnings
+    }
+
+    pub(crate) fn index(&self, id: &str) -> Option<usize> {
+        self.inner.index.get(id).copied()
+    }
+
+    pub(crate) fn block(&self, index: usize) -> &Block {
+        &self.inner.blocks[index]
+    }
+}
+
+impl fmt::Debug for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flow")
+            .field("name", &self.inner.name)
+            .field("origin", &self.inner.origin)
+            .field("blocks", &self.inner.blocks.len())
+            .finish()
+    }
+}
+
+/// A flow that could not be loaded: every problem found, each with its
+/// place in the file.
+#[derive(Debug, thiserror::Error)]
+pub struct FlowError {
+    /// The file path, or the origin given to [`FlowLoader::load_str`].
+    pub origin: String,
+    /// What is wrong, in file order (at least one).
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for FlowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.problems.as_slice() {
+            [one] => write!(f, "{}: {one}", self.origin),
+            many => {
+                write!(f, "{}: {} problems", self.origin, many.len())?;
+                for problem in many {
+                    write!(f, "\n  {problem}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One problem in a flow file.
+#[derive(Debug)]
+pub struct Problem {
+    /// The block it is in, if any.
+    pub block: Option<String>,
+    /// The field it is in (`url`, `conditions[1].next`, …), if any.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub kind: ProblemKind,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.block, &self.field) {
+            (Some(block), Some(field)) => write!(f, "block {block:?}, {field}: {}", self.kind),
+            (Some(block), None) => write!(f, "block {block:?}: {}", self.kind),
+            (None, Some(field)) => write!(f, "{field}: {}", self.kind),
+            (None, None) => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+/// What is wrong, for each kind of problem loading can find.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The file could not be read.
+    #[error("cannot read the flow file: {0}")]
+    Read(#[source] std::io::Error),
+    /// The file is not valid JSON, or its top level does not have the
+    /// flow fields (`name`, `start`, `blocks`).
+    #[error("{message} (line {line}, column {column})")]
+    Syntax {
+        /// What the JSON parser said.
+        message: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A block id is empty or has control characters.
+    #[error("invalid block id")]
+    BadBlockId,
+    /// A block has no `type` (or it is not a string).
+    #[error("missing \"type\" (one of message, rest_api, code, branch, set, input)")]
+    MissingType,
+    /// A block's `type` is not one of the known types.
+    #[error(
+        "unknown block type {found:?} (expected one of message, rest_api, code, branch, set, input)"
+    )]
+    UnknownType {
+        /// The type as written.
+        found: String,
+    },
+    /// A block's fields do not match its type: a field missing, unknown,
+    /// or of the wrong kind.
+    #[error("{message}")]
+    Fields {
+        /// What the reader said.
+        message: String,
+    },
+    /// `start`, a `next` or a branch target names no block.
+    #[error("no block with id {target:?}")]
+    UnknownTarget {
+        /// The id as written.
+        target: String,
+    },
+    /// A template does not parse.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// A property name is not valid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A branch condition is not valid.
+    #[error(transparent)]
+    Condition(#[from] ConditionError),
+    /// A REST API block's config is not valid.
+    #[error(transparent)]
+    Rest(#[from] rest::ConfigError),
+    /// A REST API block asks for a timeout or response cap over the
+    /// network policy's maximum.
+    #[error("{0}")]
+    RestLimit(String),
+    /// A Code block's module could not be read, compiled or validated.
+    #[error(transparent)]
+    Module(#[from] sandbox::LoadError),
+    /// A Code block's limits are over the sandbox's maximums.
+    #[error(transparent)]
+    Limits(#[from] sandbox::LimitError),
+}
+
+/// Something worth knowing about a flow that still loads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FlowWarning {
+    /// No path from `start` reaches this block.
+    Unreachable {
+        /// The block's id.
+        block: String,
+    },
+}
+
+impl fmt::Display for FlowWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlowWarning::Unreachable { block } => {
+                write!(f, "block {block:?} is unreachable from the start block")
+            }
+        }
+    }
+}
+
+/// Loads flows for an [`Engine`], with options for where Code block modules
+/// come from. Get one with [`Engine::flow_loader`].
+pub struct FlowLoader<'e> {
+    engine: &'e Engine,
+    module_dir: Option<PathBuf>,
+    modules: HashMap<String, Vec<u8>>,
+}
+
+impl<'e> FlowLoader<'e> {
+    pub(crate) fn new(engine: &'e Engine) -> Self {
+        FlowLoader {
+            engine,
+            module_dir: None,
+            modules: HashMap::new(),
+        }
+    }
+
+    /// Resolve Code blocks' relative module paths against `dir` instead of
+    /// the flow file's directory (e.g. a build's output directory).
+    ///
+    /// By default modules are resolved against the flow file's directory.
+    pub fn module_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.module_dir = Some(dir.into());
+        self
+    }
+
+    /// Supplies the bytes of the module a flow names as `reference` (the
+    /// `module` string exactly as written), instead of reading a file. The
+    /// demo uses this for the example modules built into the binary.
+    pub fn module(mut self, reference: impl Into<String>, bytes: Vec<u8>) -> Self {
+        self.modules.insert(reference.into(), bytes);
+        self
+    }
+
+    /// Loads the flow file at `path`.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Flow, FlowError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let json = std::fs::read_to_string(path).map_err(|e| FlowError {
+            origin: origin.clone(),
+            problems: vec![Problem {
+                block: None,
+                field: None,
+                kind: ProblemKind::Read(e),
+            }],
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        self.load_str(&origin, &json, base)
+    }
+
+    /// Loads a flow from JSON text. `origin` names it in errors; relative
+    /// module paths resolve against `base_dir` (unless
+    /// [`FlowLoader::module_dir`] was given).
+    pub fn load_str(&self, origin: &str, json: &str, base_dir: &Path) -> Result<Flow, FlowError> {
+        let mut problems = Vec::new();
+        let flow = self.compile(json, base_dir, &mut problems);
+        match flow {
+            Some(inner) if problems.is_empty() => Ok(Flow {
+                inner: Arc::new(FlowInner {
+                    origin: origin.to_string(),
+                    ..inner
+                }),
+            }),
+            _ => Err(FlowError {
+                origin: origin.to_string(),
+                problems,
+            }),
+        }
+    }
+
+    fn compile(
+        &self,
+        json: &str,
+        base_dir: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> Option<FlowInner> {
+        let file: FlowFile = match serde_json::from_str(json) {
+            Ok(file) => file,
+            Err(e) => {
+                problems.push(Problem {
+                    block: None,
+                    field: None,
+                    kind: ProblemKind::Syntax {
+                        message: strip_position(&e.to_string()),
+                        line: e.line(),
+                        column: e.column(),
+                    },
+                });
+                return None;
+            }
+        };
+
+        let index: HashMap<String, usize> = file
+            .blocks
+            .keys()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        let mut ctx = Ctx {
+            index: &index,
+            problems,
+            block: None,
+        };
+
+        let start = ctx.target("start", &file.start);
+        let mut blocks = Vec::with_capacity(file.blocks.len());
+        for (id, fields) in &file.blocks {
+            ctx.block = Some(id.clone());
+            if id.trim().is_empty() || id.chars().any(char::is_control) {
+                ctx.problem(None, ProblemKind::BadBlockId);
+            }
+            let (spec, next) = match parse_block(fields) {
+                Ok(parsed) => parsed,
+                Err(kind) => {
+                    ctx.problem(None, kind);
+                    continue;
+                }
+            };
+            let next = next.and_then(|n| ctx.target("next", &n));
+            if let Some(kind) = self.compile_block(spec, base_dir, &mut ctx) {
+                blocks.push(Block {
+                    id: id.clone(),
+                    kind,
+                    next,
+                });
+            }
+        }
+        if !ctx.problems.is_empty() {
+            return None;
+        }
+        let start = start?;
+        let warnings = unreachable(&blocks, start)
+            .into_iter()
+            .map(|block| FlowWarning::Unreachable { block })
+            .collect();
+        Some(FlowInner {
+            name: file.name,
+            description: file.description,
+            origin: String::new(),
+            start,
+            blocks,
+            index,
+            warnings,
+        })
+    }
+
+    fn compile_block(
+        &self,
+        spec: BlockSpec,
+        base_dir: &Path,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<BlockKind> {
+        match spec {
+            BlockSpec::Message(m) => ctx.template("text", &m.text).map(BlockKind::Message),
+            BlockSpec::RestApi(config) => {
+                let block = match config.compile() {
+                    Ok(block) => block,
+                    Err(e) => {
+                        ctx.problem(None, ProblemKind::Rest(e));
+                        return None;
+                    }
+                };
+                let policy = self.engine.http().policy();
+                if let Some(ms) = config.timeout_ms
+                    && (ms == 0 || u128::from(ms) > policy.max_timeout.as_millis())
+                {
+                    let message = format!(
+                        "{ms} ms is outside the network policy's range (1 to {} ms)",
+                        policy.max_timeout.as_millis()
+                    );
+                    ctx.problem(Some("timeout_ms".into()), ProblemKind::RestLimit(message));
+                }
+                if let Some(bytes) = config.max_response_bytes
+                    && (bytes == 0 || bytes > policy.max_response_bytes)
+                {
+                    let message = format!(
+                        "{bytes} bytes is outside the network policy's range (1 to {} bytes)",
+                        policy.max_response_bytes
+                    );
+                    ctx.problem(
+                        Some("max_response_bytes".into()),
+                        ProblemKind::RestLimit(message),
+                    );
+                }
+                Some(BlockKind::Rest(Box::new(block)))
+            }
+            BlockSpec::Code(config) => {
+                let sandbox = self.engine.sandbox();
+                let limits = match sandbox
+                    .default_limits()
+                    .resolve(&config.limits, &sandbox.config().max_limits)
+                {
+                    Ok(limits) => Some(limits),
+                    Err(e) => {
+                        ctx.problem(Some("limits".into()), ProblemKind::Limits(e));
+                        None
+                    }
+                };
+                let module = self.load_module(&config.module, base_dir);
+                let module = match module {
+                    Ok(module) => Some(module),
+                    Err(e) => {
+                        ctx.problem(Some("module".into()), ProblemKind::Module(e));
+                        None
+                    }
+                };
+                Some(BlockKind::Code {
+                    module: module?,
+                    limits: limits?,
+                    ignore_error: config.ignore_error,
+                })
+            }
+            BlockSpec::Branch(spec) => {
+                let mut conditions = Vec::new();
+                for (i, cond) in spec.conditions.iter().enumerate() {
+                    let field = format!("conditions[{i}]");
+                    let target = ctx.target(&format!("{field}.next"), &cond.next);
+                    match condition(cond) {
+                        Ok(c) => {
+                            if let Some(target) = target {
+                                conditions.push((c, target));
+                            }
+                        }
+                        Err(e) => ctx.problem(Some(field), ProblemKind::Condition(e)),
+                    }
+                }
+                let otherwise = spec.otherwise.and_then(|o| ctx.target("else", &o));
+                Some(BlockKind::Branch {
+                    conditions,
+                    otherwise,
+                })
+            }
+            BlockSpec::Set(spec) => {
+                let mut sets = Vec::new();
+                for (name, value) in &spec.properties {
+                    let field = format!("properties[{name:?}]");
+                    if let Err(e) = validate_name(name) {
+                        ctx.problem(Some(field.clone()), ProblemKind::Name(e));
+                    }
+                    if let Some(t) = ctx.template(&field, value) {
+                        sets.push((name.clone(), t));
+                    }
+                }
+                Some(BlockKind::Set(sets))
+            }
+            BlockSpec::Input(spec) => {
+                if let Err(e) = validate_name(&spec.property) {
+                    ctx.problem(Some("property".into()), ProblemKind::Name(e));
+                }
+                let prompt = ctx.template("prompt", &spec.prompt)?;
+                Some(BlockKind::Input {
+                    prompt,
+                    property: spec.property,
+                })
+            }
+        }
+    }
+
+    fn load_module(
+        &self,
+        module: &ModuleRef,
+        base_dir: &Path,
+    ) -> Result<CodeModule, sandbox::LoadError> {
+        let sandbox = self.engine.sandbox();
+        if let ModuleRef::Path(path) = module
+            && let Some(bytes) = self.modules.get(&*path.to_string_lossy())
+        {
+            return sandbox.load(bytes);
+        }
+        let base = self.module_dir.as_deref().unwrap_or(base_dir);
+        sandbox.load_ref(module, base)
+    }
+}
+
+struct Ctx<'a> {
+    index: &'a HashMap<String, usize>,
+    problems: &'a mut Vec<Problem>,
+    block: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn problem(&mut self, field: Option<String>, kind: ProblemKind) {
+        self.problems.push(Problem {
+            block: self.block.clone(),
+            field,
+            kind,
+        });
+    }
+
+    fn target(&mut self, field: &str, target: &str) -> Option<usize> {
+        let found = self.index.get(target).copied();
+        if found.is_none() {
+            self.problem(
+                Some(field.to_string()),
+                ProblemKind::UnknownTarget {
+                    target: target.to_string(),
+                },
+            );
+        }
+        found
+    }
+
+    fn template(&mut self, field: &str, source: &str) -> Option<Template> {
+        match Template::parse(source) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.problem(Some(field.to_string()), ProblemKind::Template(e));
+                None
+            }
+        }
+    }
+}
+
+/// Splits a block object into its type-specific spec and its `next`.
+fn parse_block(
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(BlockSpec, Option<String>), ProblemKind> {
+    let mut fields = fields.clone();
+    let kind = match fields.remove("type") {
+        Some(serde_json::Value::String(name)) => {
+            BlockType::from_name(&name).ok_or(ProblemKind::UnknownType { found: name })?
+        }
+        _ => return Err(ProblemKind::MissingType),
+    };
+    let next = match fields.remove("next") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(next)) if kind != BlockType::Branch => Some(next),
+        Some(serde_json::Value::String(_)) => {
+            return Err(ProblemKind::Fields {
+                message:
+                    "a branch has no \"next\": its conditions and \"else\" pick the next block"
+                        .into(),
+            });
+        }
+        Some(other) => {
+            return Err(ProblemKind::Fields {
+                message: format!("\"next\" must be a block id (a string), not {other}"),
+            });
+        }
+    };
+    let value = serde_json::Value::Object(fields);
+    let fields_err = |e: serde_json::Error| ProblemKind::Fields {
+        message: strip_position(&e.to_string()),
+    };
+    let spec = match kind {
+        BlockType::Message => {
+            BlockSpec::Message(serde_json::from_value(value).map_err(fields_err)?)
+        }
+        BlockType::RestApi => {
+            BlockSpec::RestApi(serde_json::from_value(value).map_err(fields_err)?)
+        }
+        BlockType::Code => BlockSpec::Code(serde_json::from_value(value).map_err(fields_err)?),
+        BlockType::Branch => BlockSpec::Branch(serde_json::from_value(value).map_err(fields_err)?),
+        BlockType::Set => BlockSpec::Set(serde_json::from_value(value).map_err(fields_err)?),
+        BlockType::Input => BlockSpec::Input(serde_json::from_value(value).map_err(fields_err)?),
+    };
+    Ok((spec, next))
+}
+
+fn condition(spec: &ConditionSpec) -> Result<Condition, ConditionError> {
+    match (&spec.when, &spec.property, &spec.op) {
+        (Some(when), None, None) if spec.value.is_none() => Condition::parse_when(when),
+        (None, Some(property), Some(op)) => Condition::new(property, op, spec.value.as_deref()),
+        _ => Err(ConditionError::Spelling),
+    }
+}
+
+/// serde_json appends " at line L column C" to messages; the problem
+/// carries the position itself (or none, for a block's fields, where it is
+/// meaningless).
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// The ids of blocks no path from `start` reaches, in id order.
+fn unreachable(blocks: &[Block], start: usize) -> Vec<String> {
+    let mut seen = vec![false; blocks.len()];
+    let mut queue = VecDeque::from([start]);
+    while let Some(i) = queue.pop_front() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        let block = &blocks[i];
+        queue.extend(block.next);
+        if let BlockKind::Branch {
+            conditions,
+            otherwise,
+        } = &block.kind
+        {
+            queue.extend(conditions.iter().map(|(_, t)| *t));
+            queue.extend(*otherwise);
+        }
+    }
+    blocks
+        .iter()
+        .zip(seen)
+        .filter(|(_, seen)| !seen)
+        .map(|(b, _)| b.id.clone())
+        .collect()
+}
