@@ -139,6 +139,26 @@ pub enum BuildError {
     },
 }
 
+/// The nested builds' target directory for a build script whose `OUT_DIR`
+/// is `out_dir`: `wasm32-guests` beside the outer build's profile
+/// directories (`<target>/wasm32-guests`, found from
+/// `<target>[/<triple>]/<profile>/build/<pkg>-<hash>/out`), shared by every
+/// build script of the outer build and by its dev, release and clippy runs,
+/// so the example Code blocks the engine embeds and the test guests are
+/// compiled once. The nested cargo's own lock serializes build scripts that
+/// run at the same time. When `out_dir` does not have that shape (a build
+/// tool other than cargo), `$OUT_DIR/wasm32-guests`.
+pub fn shared_target_dir(out_dir: &Path) -> PathBuf {
+    let mut up = out_dir.ancestors();
+    let build = up.nth(2);
+    match (build, up.nth(1)) {
+        (Some(build), Some(target)) if build.file_name().is_some_and(|n| n == "build") => {
+            target.join("wasm32-guests")
+        }
+        _ => out_dir.join("wasm32-guests"),
+    }
+}
+
 /// One built guest module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guest {
@@ -223,7 +243,8 @@ impl GuestBuild {
     }
 
     /// Where the nested build puts its target directory. By default
-    /// `$OUT_DIR/wasm32-guests`, private to the calling build script.
+    /// [`shared_target_dir`]: one directory for every build script of the
+    /// outer build, so a guest several crates need is compiled once.
     pub fn target_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.target_dir = Some(dir.into());
         self
@@ -251,8 +272,10 @@ impl GuestBuild {
     pub fn command(&self) -> Result<Command, BuildError> {
         let target_dir = match &self.target_dir {
             Some(dir) => dir.clone(),
-            None => PathBuf::from(env::var_os("OUT_DIR").ok_or(BuildError::NoTargetDir)?)
-                .join("wasm32-guests"),
+            None => {
+                let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or(BuildError::NoTargetDir)?);
+                shared_target_dir(&out_dir)
+            }
         };
         let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
         let mut cmd = Command::new(cargo);
@@ -617,6 +640,29 @@ fn shell_quote(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shared_target_dir_is_beside_the_profiles() {
+        let cases = [
+            (
+                "/w/target/debug/build/engine-0123/out",
+                "/w/target/wasm32-guests",
+            ),
+            ("/w/target/release/build/x-9/out", "/w/target/wasm32-guests"),
+            (
+                "/w/target/x86_64-unknown-linux-gnu/debug/build/x-9/out",
+                "/w/target/x86_64-unknown-linux-gnu/wasm32-guests",
+            ),
+            ("/elsewhere/out", "/elsewhere/out/wasm32-guests"),
+        ];
+        for (out_dir, want) in cases {
+            assert_eq!(
+                shared_target_dir(Path::new(out_dir)),
+                Path::new(want),
+                "{out_dir}"
+            );
+        }
+    }
     use super::*;
 
     #[test]

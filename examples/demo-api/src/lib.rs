@@ -194,7 +194,9 @@ struct ValidateRequest {
     date_of_birth: Option<String>,
 }
 
-async fn validate(body: Result<Json<ValidateRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn validate(
+    body: Result<Json<ValidateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Json(input) = match body {
         Ok(input) => input,
         Err(rejection) => {
@@ -206,7 +208,8 @@ async fn validate(body: Result<Json<ValidateRequest>, axum::extract::rejection::
         }
     };
     let mut errors = Vec::new();
-    let mut error = |field: &str, message: &str| errors.push(json!({"field": field, "message": message}));
+    let mut error =
+        |field: &str, message: &str| errors.push(json!({"field": field, "message": message}));
     match input.email.as_deref().map(str::trim) {
         None | Some("") => error("email", "email is required"),
         Some(email) => match email.split_once('@') {
@@ -298,7 +301,9 @@ async fn application_status(Path(id): Path<String>) -> Response {
 }
 
 fn escape_xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[derive(Deserialize)]
@@ -319,11 +324,19 @@ async fn token(State(state): State<Arc<Shared>>, Form(request): Form<TokenReques
     if request.client_id.as_deref() != Some(CLIENT_ID)
         || request.client_secret.as_deref() != Some(CLIENT_SECRET)
     {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
     }
     let n = state.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
     let token = format!("tok_demo_{n:04}");
-    state.tokens.lock().expect("token set").insert(token.clone());
+    state
+        .tokens
+        .lock()
+        .expect("token set")
+        .insert(token.clone());
     Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600})).into_response()
 }
 
@@ -359,7 +372,11 @@ async fn orders(
         .and_then(|v| v.strip_prefix("Bearer "));
     let known = token.is_some_and(|t| state.tokens.lock().expect("token set").contains(t));
     if !known {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_token"})),
+        )
+            .into_response();
     }
     let customer = query.get("customer").map(String::as_str).unwrap_or("");
     let page: usize = match query.get("page").map(|p| p.parse()) {
