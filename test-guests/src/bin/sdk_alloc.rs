@@ -1,0 +1,65 @@
+//! sdk_alloc: allocation patterns against the memory limit, with the SDK's
+//! default allocator (the bump allocator). `sdk_alloc_std` is the same block
+//! with Rust's standard allocator.
+//!
+//! Property `mode`:
+//!
+//! - `hold`: allocates `chunks` blocks of `chunk_kib` KiB and keeps them all;
+//! - `lifo`: allocates and drops one block at a time, `chunks` times (each
+//!   drop frees the most recent allocation, which the bump allocator takes
+//!   back);
+//! - `churn`: keeps a small `Vec` growing while allocating and dropping
+//!   blocks, so that every dropped block is an older allocation (which the
+//!   bump allocator never reuses).
+//!
+//! Sets `total_kib` (the KiB allocated over the run) and `checksum` (bytes
+//! of the blocks are written and read, so nothing is optimised away).
+
+#![cfg_attr(target_arch = "wasm32", no_main)]
+
+use chatflow_sdk::{Context, Error, Result};
+
+pub fn run(ctx: &mut Context) -> Result<()> {
+    let number = |name: &str| -> Result<usize> {
+        ctx.require(name)?
+            .parse()
+            .map_err(|e| Error::msg(format!("property `{name}`: {e}")))
+    };
+    let (chunks, chunk) = (number("chunks")?, number("chunk_kib")? * 1024);
+    let mut checksum = 0u64;
+    let mut block = |i: usize| {
+        let mut v = vec![0u8; chunk];
+        v[i % chunk] = i as u8;
+        checksum += u64::from(v[i % chunk]) + v.len() as u64;
+        v
+    };
+    match ctx.require("mode")?.as_str() {
+        "hold" => {
+            let held: Vec<Vec<u8>> = (0..chunks).map(&mut block).collect();
+            std::hint::black_box(&held);
+        }
+        "lifo" => {
+            for i in 0..chunks {
+                std::hint::black_box(block(i));
+            }
+        }
+        "churn" => {
+            let mut small = Vec::new();
+            for i in 0..chunks {
+                let big = block(i);
+                small.push(i);
+                drop(std::hint::black_box(big));
+            }
+            std::hint::black_box(&small);
+        }
+        other => return Err(Error::msg(format!("unknown mode {other:?}"))),
+    }
+    ctx.set("total_kib", (chunks * chunk / 1024).to_string())?;
+    ctx.set("checksum", checksum.to_string())?;
+    Ok(())
+}
+
+chatflow_sdk::code_block!(run);
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {}

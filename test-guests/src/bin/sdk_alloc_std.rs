@@ -1,0 +1,52 @@
+//! sdk_alloc_std: the same block as `sdk_alloc` (see there for the
+//! properties), declared with `code_block!(run, allocator = std)`: Rust's
+//! standard allocator, which reuses freed memory.
+
+#![cfg_attr(target_arch = "wasm32", no_main)]
+
+use chatflow_sdk::{Context, Error, Result};
+
+pub fn run(ctx: &mut Context) -> Result<()> {
+    let number = |name: &str| -> Result<usize> {
+        ctx.require(name)?
+            .parse()
+            .map_err(|e| Error::msg(format!("property `{name}`: {e}")))
+    };
+    let (chunks, chunk) = (number("chunks")?, number("chunk_kib")? * 1024);
+    let mut checksum = 0u64;
+    let mut block = |i: usize| {
+        let mut v = vec![0u8; chunk];
+        v[i % chunk] = i as u8;
+        checksum += u64::from(v[i % chunk]) + v.len() as u64;
+        v
+    };
+    match ctx.require("mode")?.as_str() {
+        "hold" => {
+            let held: Vec<Vec<u8>> = (0..chunks).map(&mut block).collect();
+            std::hint::black_box(&held);
+        }
+        "lifo" => {
+            for i in 0..chunks {
+                std::hint::black_box(block(i));
+            }
+        }
+        "churn" => {
+            let mut small = Vec::new();
+            for i in 0..chunks {
+                let big = block(i);
+                small.push(i);
+                drop(std::hint::black_box(big));
+            }
+            std::hint::black_box(&small);
+        }
+        other => return Err(Error::msg(format!("unknown mode {other:?}"))),
+    }
+    ctx.set("total_kib", (chunks * chunk / 1024).to_string())?;
+    ctx.set("checksum", checksum.to_string())?;
+    Ok(())
+}
+
+chatflow_sdk::code_block!(run, allocator = std);
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {}
