@@ -94,23 +94,31 @@ pub struct SandboxConfig {
     pub max_limits: Limits,
     /// Whether wasm execution is metered with fuel (deterministic
     /// instruction counting, enforcing [`Limits::fuel`]). With it off, runs
-    /// are bounded by wall-clock time only (epoch interruption), which makes
-    /// wasm faster; host work is then not charged either.
+    /// are bounded by wall-clock time and memory only (epoch interruption),
+    /// and host work is not charged either. `docs/benchmarks.md` has the
+    /// cost of each guard.
     ///
     /// By default `true`.
     pub fuel_metering: bool,
     /// With fuel metering on, a running guest yields to the async executor
     /// every this many units of fuel, so one busy guest cannot hold a
-    /// thread for long. Epoch ticks also make guests yield (see
-    /// [`epoch_tick`](SandboxConfig::epoch_tick)); this bounds the slice in
-    /// instructions as well as in time. `None` disables fuel-based yields.
+    /// thread for long, and at every yield the run's wall-clock deadline
+    /// and cancellation are checked: this is then how
+    /// [`Limits::wall_time`] is enforced on running wasm, and the wasm code
+    /// carries no epoch checks (fuel and epoch checks together cost about
+    /// twice as much as either; see `docs/benchmarks.md`). `None` disables
+    /// fuel-based yields; wall time is then enforced with epoch
+    /// interruption (see [`epoch_tick`](SandboxConfig::epoch_tick)), as
+    /// with fuel metering off.
     ///
     /// By default `Some(10_000_000)` (a few milliseconds of wasm).
     pub fuel_yield_interval: Option<u64>,
-    /// How often the sandbox's ticker thread advances the engine's epoch. At
+    /// How often the sandbox's ticker thread advances the engine's epoch,
+    /// when epoch interruption is used (fuel metering off, or no
+    /// [`fuel_yield_interval`](SandboxConfig::fuel_yield_interval)). At
     /// every tick a running guest yields to the executor and its wall-clock
-    /// deadline and cancellation are checked, so this is the precision of
-    /// [`Limits::wall_time`] and of cancellation.
+    /// deadline and cancellation are checked, so this is then the precision
+    /// of [`Limits::wall_time`] and of cancellation.
     ///
     /// By default 10 ms.
     pub epoch_tick: Duration,
@@ -135,17 +143,41 @@ pub struct SandboxConfig {
     ///
     /// By default 20 000.
     pub table_elements: u32,
-    /// Bytes at the start of each pooled linear memory that are reset with
-    /// `memset` (and stay resident) instead of being returned to the kernel
-    /// after a run. Higher values avoid page faults for guests that touch
-    /// that memory on every run, at the cost of the `memset`.
+    /// Bytes of each pooled linear memory that are reset in place after a
+    /// run (and stay resident for the next one) instead of being returned
+    /// to the kernel: a fresh instance then finds the pages it writes
+    /// already mapped rather than taking a page fault for each, which is
+    /// most of what a fresh instance costs beyond a reused one
+    /// (`docs/benchmarks.md`). With [`pagemap_scan`](Self::pagemap_scan)
+    /// only the pages the run wrote are reset; without it the first this
+    /// many bytes of the memory (up to its size) are `memset` after every
+    /// run, touched or not, which costs more than it saves for small
+    /// blocks.
     ///
-    /// By default 0.
+    /// Memory kept resident counts towards the process's RSS while the
+    /// slot is idle: after a burst of large runs, up to this much per slot
+    /// used stays resident (never more than what those runs wrote). Lower
+    /// it if RSS after bursts matters more than speed.
+    ///
+    /// By default 16 MiB where the `PAGEMAP_SCAN` ioctl is available (Linux
+    /// 6.7 or later), 0 elsewhere.
     pub linear_memory_keep_resident: usize,
-    /// The same as [`linear_memory_keep_resident`](Self::linear_memory_keep_resident)
-    /// for tables.
+    /// Reset linear memories after a run with Linux's `PAGEMAP_SCAN` ioctl
+    /// (kernel 6.7 or later): only the pages the run actually wrote are
+    /// reset, and those within
+    /// [`linear_memory_keep_resident`](Self::linear_memory_keep_resident)
+    /// stay resident for the next run instead of being returned to the
+    /// kernel and faulted in again. Ignored where the ioctl is unavailable
+    /// (other kernels and systems).
     ///
-    /// By default 0.
+    /// By default `true`.
+    pub pagemap_scan: bool,
+    /// The same as [`linear_memory_keep_resident`](Self::linear_memory_keep_resident)
+    /// for tables. A module's table is small (8 bytes per element, a few
+    /// hundred elements for a Rust Code block), so resetting it in place is
+    /// cheaper than a system call and a page fault.
+    ///
+    /// By default 64 KiB.
     pub table_keep_resident: usize,
     /// How many compiled modules the in-memory cache keeps (least recently
     /// used are evicted).
@@ -159,6 +191,14 @@ pub struct SandboxConfig {
     ///
     /// By default `false`.
     pub zero_fiber_stacks: bool,
+    /// Write `/tmp/perf-<pid>.map` as modules are compiled, so that Linux
+    /// `perf` names the wasm functions in its profiles (with the module's
+    /// name section: build the module with `strip = false` to see Rust
+    /// function names). For profiling; the file names every function of
+    /// every module loaded.
+    ///
+    /// By default `false`.
+    pub perf_map: bool,
     /// A directory for precompiled modules, so a restarted process does not
     /// compile again. The sandbox creates it (mode 0700) with a secret key
     /// and only ever loads artifacts authenticated with that key (see
@@ -180,16 +220,29 @@ impl Default for SandboxConfig {
             max_module_bytes: 16 * MIB,
             max_concurrent_runs: 1_000,
             table_elements: 20_000,
-            linear_memory_keep_resident: 0,
-            table_keep_resident: 0,
+            linear_memory_keep_resident: if pagemap_scan_available() {
+                16 * MIB
+            } else {
+                0
+            },
+            pagemap_scan: true,
+            table_keep_resident: 64 * KIB,
             module_cache_capacity: 256,
             zero_fiber_stacks: false,
+            perf_map: false,
             cache_dir: None,
         }
     }
 }
 
 impl SandboxConfig {
+    /// Whether running wasm is interrupted with epochs (a ticker thread and
+    /// a check compiled into every loop and function entry) rather than at
+    /// fuel yields: when fuel metering or fuel yields are off.
+    fn uses_epochs(&self) -> bool {
+        !(self.fuel_metering && self.fuel_yield_interval.is_some())
+    }
+
     /// Sets [`default_limits`](Self::default_limits).
     pub fn with_default_limits(mut self, limits: Limits) -> Self {
         self.default_limits = limits;
@@ -250,6 +303,12 @@ impl SandboxConfig {
         self
     }
 
+    /// Sets [`pagemap_scan`](Self::pagemap_scan).
+    pub fn with_pagemap_scan(mut self, enable: bool) -> Self {
+        self.pagemap_scan = enable;
+        self
+    }
+
     /// Sets [`table_keep_resident`](Self::table_keep_resident).
     pub fn with_table_keep_resident(mut self, bytes: usize) -> Self {
         self.table_keep_resident = bytes;
@@ -265,6 +324,12 @@ impl SandboxConfig {
     /// Sets [`zero_fiber_stacks`](Self::zero_fiber_stacks).
     pub fn with_zero_fiber_stacks(mut self, enable: bool) -> Self {
         self.zero_fiber_stacks = enable;
+        self
+    }
+
+    /// Sets [`perf_map`](Self::perf_map).
+    pub fn with_perf_map(mut self, enable: bool) -> Self {
+        self.perf_map = enable;
         self
     }
 
@@ -289,13 +354,18 @@ impl SandboxConfig {
             .max_memories_per_module(1)
             .max_tables_per_module(1)
             .linear_memory_keep_resident(self.linear_memory_keep_resident)
-            .table_keep_resident(self.table_keep_resident);
+            .table_keep_resident(self.table_keep_resident)
+            .pagemap_scan(if self.pagemap_scan {
+                wasmtime::Enabled::Auto
+            } else {
+                wasmtime::Enabled::No
+            });
 
         let mut config = Config::new();
         config
             .strategy(Strategy::Cranelift)
             .consume_fuel(self.fuel_metering)
-            .epoch_interruption(true)
+            .epoch_interruption(self.uses_epochs())
             .max_wasm_stack(self.max_wasm_stack)
             // Host functions run on the same fiber stack as wasm; leave them
             // at least 1 MiB beyond the wasm stack.
@@ -306,6 +376,9 @@ impl SandboxConfig {
             // untrusted module is not parsed.
             .wasm_backtrace_details(WasmBacktraceDetails::Disable)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if self.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // What rustc's wasm32-unknown-unknown output uses stays on; proposals
         // that widen the attack surface or the engine's state are off (see
         // docs/security.md, "WebAssembly features").
@@ -341,6 +414,32 @@ impl SandboxConfig {
         );
         Ok(config)
     }
+}
+
+/// Whether the `PAGEMAP_SCAN` ioctl works here (Linux 6.7 or later, not
+/// filtered by a sandbox): asks wasmtime to require it in a minimal pool,
+/// once per process.
+fn pagemap_scan_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        if !cfg!(target_os = "linux") {
+            return false;
+        }
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(1)
+            .total_memories(1)
+            .total_tables(1)
+            .total_stacks(1)
+            .max_memory_size(64 * KIB)
+            .linear_memory_keep_resident(64 * KIB)
+            .pagemap_scan(wasmtime::Enabled::Yes);
+        let mut config = Config::new();
+        config
+            .memory_reservation(64 * KIB as u64)
+            .memory_guard_size(0)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        Engine::new(&config).is_ok()
+    })
 }
 
 /// Why a [`Sandbox`] could not be created.
@@ -445,7 +544,8 @@ pub struct Sandbox {
     cache: cache::ModuleCache,
     slots: Semaphore,
     id: u64,
-    _ticker: Ticker,
+    /// The epoch ticker, when runs are interrupted with epochs.
+    _ticker: Option<Ticker>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -474,6 +574,11 @@ impl Sandbox {
                 "max_concurrent_runs must be at least 1".into(),
             ));
         }
+        if config.fuel_yield_interval == Some(0) {
+            return Err(ConfigError::Invalid(
+                "fuel_yield_interval must be greater than zero".into(),
+            ));
+        }
         if config.epoch_tick.is_zero() {
             return Err(ConfigError::Invalid(
                 "epoch_tick must be greater than zero".into(),
@@ -489,11 +594,17 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
         let cache = cache::ModuleCache::new(&engine, &config)?;
-        let ticker =
-            Ticker::spawn(engine.weak(), config.epoch_tick).map_err(|source| ConfigError::Io {
-                what: "starting the epoch ticker thread".into(),
-                source,
+        let ticker = if config.uses_epochs() {
+            let ticker = Ticker::spawn(engine.weak(), config.epoch_tick).map_err(|source| {
+                ConfigError::Io {
+                    what: "starting the epoch ticker thread".into(),
+                    source,
+                }
             })?;
+            Some(ticker)
+        } else {
+            None
+        };
         Ok(Sandbox {
             slots: Semaphore::new(config.max_concurrent_runs as usize),
             engine,
@@ -705,22 +816,34 @@ impl Sandbox {
                 });
             }
         }
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            let state = ctx.data();
-            if state.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
-                return Err(RunError::Cancelled.into());
-            }
-            if Instant::now() >= state.deadline {
-                return Err(RunError::Timeout {
-                    limit: state.limits.wall_time,
+        let result = if self.config.uses_epochs() {
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(|ctx| {
+                let state = ctx.data();
+                if state.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+                    return Err(RunError::Cancelled.into());
                 }
-                .into());
+                if Instant::now() >= state.deadline {
+                    return Err(RunError::Timeout {
+                        limit: state.limits.wall_time,
+                    }
+                    .into());
+                }
+                Ok(UpdateDeadline::Yield(1))
+            });
+            call(&mut store, &module.inner).await
+        } else {
+            // Fuel yields: the guest returns to the executor every
+            // `fuel_yield_interval` units, and the deadline and the cancel
+            // token are checked then (and HTTP waits race both themselves).
+            Checkpoints {
+                call: std::pin::pin!(call(&mut store, &module.inner)),
+                deadline: start + limits.wall_time,
+                wall_time: limits.wall_time,
+                cancel,
             }
-            Ok(UpdateDeadline::Yield(1))
-        });
-
-        let result = call(&mut store, &module.inner).await;
+            .await
+        };
         let fuel_used = if self.config.fuel_metering {
             limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0))
         } else {
@@ -758,6 +881,7 @@ impl Sandbox {
             fuel_used,
             duration,
             http_calls: state.http.calls,
+            memory_bytes: state.limiter.memory_peak as u64,
         }
     }
 }
@@ -776,6 +900,38 @@ async fn call(store: &mut Store<RunState>, module: &ModuleInner) -> wasmtime::Re
         .ok_or_else(|| wasmtime::Error::msg("chatflow_run export not found"))?
         .typed::<(), i32>(&*store)?;
     run.call_async(&mut *store, ()).await
+}
+
+/// Polls a run, ending it with [`RunError::Timeout`] or
+/// [`RunError::Cancelled`] when polled past its deadline or after its
+/// cancellation: with fuel yields, a running guest comes back to the
+/// executor (and so through here) every `fuel_yield_interval` units of
+/// fuel. Dropping the inner future stops the guest (wasmtime unwinds its
+/// fiber).
+struct Checkpoints<'c, F> {
+    call: std::pin::Pin<&'c mut F>,
+    deadline: Instant,
+    wall_time: Duration,
+    cancel: Option<&'c CancelToken>,
+}
+
+impl<F: Future<Output = wasmtime::Result<i32>>> Future for Checkpoints<'_, F> {
+    type Output = wasmtime::Result<i32>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        if self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return Poll::Ready(Err(RunError::Cancelled.into()));
+        }
+        if Instant::now() >= self.deadline {
+            let limit = self.wall_time;
+            return Poll::Ready(Err(RunError::Timeout { limit }.into()));
+        }
+        self.call.as_mut().poll(cx)
+    }
 }
 
 /// Maps how wasmtime ended a run to the run's error.
@@ -830,6 +986,7 @@ impl Outcome {
             fuel_used: 0,
             duration: Duration::ZERO,
             http_calls: 0,
+            memory_bytes: 0,
         }
     }
 }
@@ -907,11 +1064,35 @@ mod tests {
     }
 
     #[test]
+    fn keep_resident_defaults_follow_pagemap_scan() {
+        let config = SandboxConfig::default();
+        let want = if pagemap_scan_available() {
+            16 * MIB
+        } else {
+            0
+        };
+        assert_eq!(config.linear_memory_keep_resident, want);
+        assert_eq!(config.table_keep_resident, 64 * KIB);
+        // Linux 6.7 and later have the ioctl; this is where the benchmark
+        // figures come from, so say which case the tests ran in.
+        eprintln!("PAGEMAP_SCAN available: {}", pagemap_scan_available());
+    }
+
+    #[test]
+    fn epochs_only_without_fuel_yields() {
+        let config = SandboxConfig::default();
+        assert!(!config.uses_epochs());
+        assert!(config.clone().with_fuel_metering(false).uses_epochs());
+        assert!(config.with_fuel_yield_interval(None).uses_epochs());
+    }
+
+    #[test]
     fn config_bad() {
         let http = || HttpClient::new(crate::net::NetPolicy::default()).unwrap();
         let cases = [
             SandboxConfig::default().with_max_concurrent_runs(0),
             SandboxConfig::default().with_epoch_tick(Duration::ZERO),
+            SandboxConfig::default().with_fuel_yield_interval(Some(0)),
             SandboxConfig::default().with_module_cache_capacity(0),
             SandboxConfig::default().with_default_limits(Limits::maximum().with_fuel(u64::MAX)),
         ];

@@ -86,6 +86,19 @@ impl CodeModule {
         &self.inner.exports
     }
 
+    /// The size of the module's linear memory when a run starts, in bytes
+    /// (its declared minimum): what a run uses before its first
+    /// `memory.grow` (compare with [`Outcome::memory_bytes`](super::Outcome::memory_bytes)).
+    pub fn initial_memory_bytes(&self) -> u64 {
+        match self.inner.module.get_export(MEMORY_EXPORT) {
+            Some(wasmtime::ExternType::Memory(memory)) => {
+                memory.minimum().saturating_mul(memory.page_size())
+            }
+            // Validation guarantees the export.
+            _ => 0,
+        }
+    }
+
     /// Whether two handles name the same compiled module (cache hit).
     pub fn ptr_eq(a: &CodeModule, b: &CodeModule) -> bool {
         Arc::ptr_eq(&a.inner, &b.inner)

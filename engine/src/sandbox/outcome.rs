@@ -38,6 +38,11 @@ pub struct Outcome {
     pub duration: Duration,
     /// HTTP requests the guest made (every `http_request` call).
     pub http_calls: u32,
+    /// The size of the run's linear memory at its largest, in bytes (the
+    /// module's initial memory plus every granted `memory.grow`; compare
+    /// with [`Limits::memory_bytes`](super::Limits::memory_bytes)). Zero if
+    /// the run failed before instantiation.
+    pub memory_bytes: u64,
 }
 
 impl Outcome {

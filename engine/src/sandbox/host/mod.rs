@@ -101,6 +101,7 @@ impl RunState {
                 memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
                 table_elements: config.table_elements as usize,
                 memory_denied: false,
+                memory_peak: 0,
             },
             messages: Vec::new(),
             logs: Vec::new(),
@@ -140,6 +141,8 @@ pub(crate) struct RunLimiter {
     memory_bytes: usize,
     table_elements: usize,
     pub(crate) memory_denied: bool,
+    /// The largest linear memory granted (creation or growth), in bytes.
+    pub(crate) memory_peak: usize,
 }
 
 impl wasmtime::ResourceLimiter for RunLimiter {
@@ -153,6 +156,7 @@ impl wasmtime::ResourceLimiter for RunLimiter {
             self.memory_denied = true;
             return Ok(false);
         }
+        self.memory_peak = self.memory_peak.max(desired);
         Ok(true)
     }
 
