@@ -16,6 +16,9 @@ use std::sync::Once;
 pub use chatflow_bench_walk as walk;
 
 mod generate;
+pub mod report;
+pub mod sandboxed;
+pub mod server;
 
 /// One benchmark input.
 #[derive(Debug, Clone)]
@@ -114,6 +117,21 @@ fn load(kind: &str, files: &[(&'static str, &'static str)]) -> Vec<Document> {
         .collect()
 }
 
+/// Says once on stderr when the environment skews the figures:
+/// `RUST_BACKTRACE` makes every error (in wasmtime, in the engine) capture a
+/// backtrace.
+pub fn warn_about_environment() {
+    static WARN: Once = Once::new();
+    WARN.call_once(|| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            eprintln!(
+                "note: RUST_BACKTRACE is set: errors capture backtraces, which slows \
+                 error paths; unset it for reference figures"
+            );
+        }
+    });
+}
+
 /// The JSON documents: corpus files, or generated stand-ins.
 pub fn json_documents() -> Vec<Document> {
     load("json", &JSON_FILES)
@@ -145,6 +163,27 @@ pub fn json_selectors(name: &str) -> [&'static str; 3] {
         ],
         "github_events.json" => ["/0/type", "/0/actor/login", "/29/repo/name"],
         _ => ["/Image/Title", "/Image/Thumbnail/Url", "/Image/IDs/3"],
+    }
+}
+
+/// What is at each pointer of a JSON document, from a native full parse:
+/// the reference `json_select` answers are checked against.
+pub fn native_json_select(bytes: &[u8], pointers: &[&str]) -> Vec<Option<serde_json::Value>> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).expect("the document is JSON");
+    pointers.iter().map(|p| value.pointer(p).cloned()).collect()
+}
+
+/// Whether `answer`, what `json_select` returned, is `want`: a string's
+/// text unquoted, any other value as JSON text (numbers as written in the
+/// document, so they are compared as values).
+pub fn json_select_matches(answer: Option<&str>, want: Option<&serde_json::Value>) -> bool {
+    match (answer, want) {
+        (None, None) => true,
+        (Some(text), Some(serde_json::Value::String(s))) => text == s,
+        (Some(text), Some(value)) => {
+            serde_json::from_str::<serde_json::Value>(text).is_ok_and(|parsed| parsed == *value)
+        }
+        _ => false,
     }
 }
 
@@ -189,6 +228,25 @@ mod tests {
             let s = walk::xml_walk(&generate::document(name)).unwrap();
             assert!(s.elements > 0 && s.attributes > 0, "{name}");
         }
+    }
+
+    #[test]
+    fn json_select_answers_are_compared_as_values() {
+        let doc = br#"{"a": "x", "n": -65.613616999999977, "o": {"k": [1, 2]}}"#;
+        let want = native_json_select(doc, &["/a", "/n", "/o", "/missing"]);
+        assert!(json_select_matches(Some("x"), want[0].as_ref()));
+        assert!(json_select_matches(
+            Some("-65.613616999999977"),
+            want[1].as_ref()
+        ));
+        assert!(json_select_matches(
+            Some(r#"{"k":[1,2]}"#),
+            want[2].as_ref()
+        ));
+        assert!(json_select_matches(None, want[3].as_ref()));
+        assert!(!json_select_matches(Some("\"x\""), want[0].as_ref()));
+        assert!(!json_select_matches(Some("-65.6"), want[1].as_ref()));
+        assert!(!json_select_matches(None, want[0].as_ref()));
     }
 
     #[test]

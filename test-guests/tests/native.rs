@@ -7,17 +7,33 @@
 
 #![allow(dead_code)]
 // each guest's host `main`
-// The bench guests each include src/shared/walk.rs, as their wasm builds must.
-#![allow(clippy::duplicate_mod)]
 
 #[path = "../src/bin/bench_empty.rs"]
 mod bench_empty;
 #[path = "../src/bin/bench_empty_no_panic_hook.rs"]
 mod bench_empty_no_panic_hook;
+#[path = "../src/bin/bench_http.rs"]
+mod bench_http;
+#[path = "../src/bin/bench_json_select.rs"]
+mod bench_json_select;
+#[path = "../src/bin/bench_json_typed.rs"]
+mod bench_json_typed;
 #[path = "../src/bin/bench_json_walk.rs"]
 mod bench_json_walk;
+#[path = "../src/bin/bench_json_walk_dlmalloc.rs"]
+mod bench_json_walk_dlmalloc;
+#[path = "../src/bin/bench_parse_set3.rs"]
+mod bench_parse_set3;
+#[path = "../src/bin/bench_parse_set3_dlmalloc.rs"]
+mod bench_parse_set3_dlmalloc;
+#[path = "../src/bin/bench_xml_select.rs"]
+mod bench_xml_select;
 #[path = "../src/bin/bench_xml_walk.rs"]
 mod bench_xml_walk;
+#[path = "../src/bin/sdk_alloc.rs"]
+mod sdk_alloc;
+#[path = "../src/bin/sdk_alloc_std.rs"]
+mod sdk_alloc_std;
 #[path = "../src/bin/sdk_err.rs"]
 mod sdk_err;
 #[path = "../src/bin/sdk_http.rs"]
@@ -342,21 +358,114 @@ fn json_parse_demo() {
 
 #[test]
 fn bench_guests() {
+    use chatflow_bench_walk::{JsonSummary, Shape, TypedSummary, XmlSummary};
+
     TestHost::new().run(bench_empty::run).assert_success();
     TestHost::new()
         .run(bench_empty_no_panic_hook::run)
         .assert_success();
+
+    let json = r#"{"a": [1, "xy", {"b": null}]}"#;
+    for run in [bench_json_walk::run, bench_json_walk_dlmalloc::run] {
+        let outcome = TestHost::new().api_response(json).run(run);
+        outcome.assert_success();
+        let got: JsonSummary = serde_json::from_str(outcome.property("summary").unwrap()).unwrap();
+        assert_eq!(
+            got,
+            chatflow_bench_walk::json_walk(json.as_bytes()).unwrap()
+        );
+        assert_eq!(
+            (got.objects, got.arrays, got.strings, got.nulls),
+            (2, 1, 1, 1)
+        );
+    }
+
+    let demo = r#"{"Image": {"Width": 800, "Height": 600, "Title": "T",
+        "Thumbnail": {"Url": "http://x/1", "Height": 1, "Width": 2}, "IDs": [5, 6]}}"#;
     let outcome = TestHost::new()
-        .api_response(r#"{"a": [1, "xy", {"b": null}]}"#)
-        .run(bench_json_walk::run);
+        .api_response(demo)
+        .property("document", "demo.json")
+        .run(bench_json_typed::run);
     outcome.assert_success();
-    assert_eq!(outcome.property("nodes"), Some("6"));
-    assert_eq!(outcome.property("string_bytes"), Some("4"));
+    let got: TypedSummary = serde_json::from_str(outcome.property("summary").unwrap()).unwrap();
+    assert_eq!(
+        got,
+        chatflow_bench_walk::json_typed(Shape::Demo, demo.as_bytes()).unwrap()
+    );
     let outcome = TestHost::new()
-        .api_response("<a k='v'><b/>text<![CDATA[cd]]></a>")
-        .run(bench_xml_walk::run);
+        .api_response(demo)
+        .property("document", "nope.json")
+        .run(bench_json_typed::run);
+    assert!(outcome.failure_message().unwrap().contains("nope.json"));
+
+    for run in [bench_parse_set3::run, bench_parse_set3_dlmalloc::run] {
+        let outcome = TestHost::new().api_response(demo).run(run);
+        outcome.assert_success();
+        assert_eq!(outcome.property("title"), Some("T"));
+        assert_eq!(outcome.property("thumbnail_url"), Some("http://x/1"));
+        assert_eq!(outcome.property("first_id"), Some("5"));
+    }
+
+    let outcome = TestHost::new()
+        .api_response(demo)
+        .property("select_1", "/Image/Title")
+        .property("select_2", "/Image/IDs/1")
+        .property("select_3", "/Image/Nope")
+        .run(bench_json_select::run);
     outcome.assert_success();
-    assert_eq!(outcome.property("elements"), Some("2"));
-    assert_eq!(outcome.property("attributes"), Some("1"));
-    assert_eq!(outcome.property("text_bytes"), Some("6"));
+    assert_eq!(outcome.property("field_1"), Some("T"));
+    assert_eq!(outcome.property("field_2"), Some("6"));
+    assert!(outcome.removed("field_3"));
+
+    let xml = "<a k='v'><b/>text<![CDATA[cd]]></a>";
+    let outcome = TestHost::new().api_response(xml).run(bench_xml_walk::run);
+    outcome.assert_success();
+    let got: XmlSummary = serde_json::from_str(outcome.property("summary").unwrap()).unwrap();
+    assert_eq!(got, chatflow_bench_walk::xml_walk(xml.as_bytes()).unwrap());
+    assert_eq!((got.elements, got.attributes, got.texts), (2, 1, 2));
+
+    let outcome = TestHost::new()
+        .api_response(xml)
+        .property("select_1", "/a/@k")
+        .property("select_2", "/a")
+        .property("select_3", "/a/c")
+        .run(bench_xml_select::run);
+    outcome.assert_success();
+    assert_eq!(outcome.property("field_1"), Some("v"));
+    assert_eq!(outcome.property("field_2"), Some("textcd"));
+    assert!(outcome.removed("field_3"));
+
+    let outcome = TestHost::new()
+        .property("url", "https://api.example.com/ping")
+        .stub(Stub::get("https://api.example.com/ping").body("pong"))
+        .run(bench_http::run);
+    outcome.assert_success();
+    assert_eq!(outcome.property("status"), Some("200"));
+    assert_eq!(outcome.property("body_bytes"), Some("4"));
+}
+
+#[test]
+fn alloc_patterns() {
+    // Natively both use the system allocator: every pattern succeeds. The
+    // engine's tests run them in the sandbox, where the bump allocator's
+    // `churn` hits a memory limit that the standard allocator does not.
+    for run in [sdk_alloc::run, sdk_alloc_std::run] {
+        for mode in ["hold", "lifo", "churn"] {
+            let outcome = TestHost::new()
+                .property("mode", mode)
+                .property("chunks", "8")
+                .property("chunk_kib", "64")
+                .run(run);
+            outcome.assert_success();
+            assert_eq!(outcome.property("total_kib"), Some("512"), "{mode}");
+        }
+        let outcome = TestHost::new()
+            .property("mode", "sideways")
+            .property("chunks", "1")
+            .property("chunk_kib", "1")
+            .run(run);
+        assert!(outcome.failure_message().unwrap().contains("sideways"));
+        let outcome = TestHost::new().property("mode", "hold").run(run);
+        assert!(outcome.failure_message().unwrap().contains("chunks"));
+    }
 }

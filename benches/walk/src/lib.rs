@@ -323,6 +323,56 @@ pub fn json_typed(shape: Shape, bytes: &[u8]) -> Result<TypedSummary, serde_json
     Ok(s)
 }
 
+/// An image API response: the JSON spec's `Image` example (`demo.json`) and
+/// larger responses of the same shape. What the small-block benches parse
+/// (`code_block` group): a typed parse and three properties set.
+#[derive(Debug, Deserialize)]
+pub struct ImageDoc {
+    /// The image.
+    #[serde(rename = "Image")]
+    pub image: ImageFields,
+}
+
+/// The fields of [`ImageDoc`] a Code block reads (others are skipped).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageFields {
+    /// `Title`.
+    pub title: String,
+    /// `Thumbnail.Url`.
+    pub thumbnail: ImageThumbnail,
+    /// `IDs`.
+    #[serde(rename = "IDs")]
+    pub ids: Vec<u64>,
+}
+
+/// `Image.Thumbnail`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageThumbnail {
+    /// `Url`.
+    pub url: String,
+}
+
+impl ImageDoc {
+    /// The three property values a Code block sets from the response:
+    /// title, thumbnail URL and the first id (empty when there is none).
+    pub fn fields(self) -> [String; 3] {
+        let first_id = self
+            .image
+            .ids
+            .first()
+            .map_or_else(String::new, u64::to_string);
+        [self.image.title, self.image.thumbnail.url, first_id]
+    }
+}
+
+/// Parses an image API response and returns the three property values
+/// [`ImageDoc::fields`] gives: the native side of the `parse_set3` bench.
+pub fn image_fields(bytes: &[u8]) -> Result<[String; 3], serde_json::Error> {
+    serde_json::from_slice::<ImageDoc>(bytes).map(ImageDoc::fields)
+}
+
 /// What an event walk of an XML document saw.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct XmlSummary {
@@ -415,6 +465,15 @@ mod tests {
             s.text_bytes,
             ("View from 15th Floor".len() + "http://www.example.com/image/481989943".len()) as u64
         );
+    }
+
+    #[test]
+    fn image_fields_reads_three() {
+        let [title, url, id] = image_fields(DEMO.as_bytes()).unwrap();
+        assert_eq!(title, "View from 15th Floor");
+        assert_eq!(url, "http://www.example.com/image/481989943");
+        assert_eq!(id, "116");
+        assert!(image_fields(b"{\"Image\": {}}").is_err());
     }
 
     #[test]

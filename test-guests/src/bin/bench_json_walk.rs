@@ -1,20 +1,19 @@
 //! bench_json_walk: parse `API Response` into a `serde_json::Value` inside
-//! the sandbox and walk every node (src/shared/walk.rs); sets `nodes` and
-//! `string_bytes` so the bench can check the answer against native.
+//! the sandbox and walk every node, with the benches' own code
+//! (`chatflow_bench_walk::json_walk`, which the native variant runs too);
+//! sets `summary` to the walk's summary as JSON so the bench can check the
+//! answer against native.
 
 #![cfg_attr(target_arch = "wasm32", no_main)]
-
-#[path = "../shared/walk.rs"]
-#[allow(dead_code)]
-mod walk;
 
 use chatflow_sdk::{API_RESPONSE, Context, Result};
 
 pub fn run(ctx: &mut Context) -> Result<()> {
-    let value: serde_json::Value = ctx.json(API_RESPONSE)?;
-    let totals = walk::json(&value);
-    ctx.set("nodes", totals.nodes.to_string())?;
-    ctx.set("string_bytes", totals.string_bytes.to_string())?;
+    let bytes = ctx
+        .get_bytes(API_RESPONSE)
+        .ok_or("property `API Response` is not set")?;
+    let summary = chatflow_bench_walk::json_walk(&bytes)?;
+    ctx.set("summary", serde_json::to_string(&summary)?)?;
     Ok(())
 }
 

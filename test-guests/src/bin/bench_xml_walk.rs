@@ -1,24 +1,18 @@
 //! bench_xml_walk: walk every event of the XML in `API Response` with
-//! quick-xml inside the sandbox (src/shared/walk.rs); sets `elements`,
-//! `attributes` and `text_bytes` so the bench can check the answer against
-//! native.
+//! quick-xml inside the sandbox, with the benches' own code
+//! (`chatflow_bench_walk::xml_walk`, which the native variant runs too);
+//! sets `summary` to the walk's summary as JSON.
 
 #![cfg_attr(target_arch = "wasm32", no_main)]
 
-#[path = "../shared/walk.rs"]
-#[allow(dead_code)]
-mod walk;
-
-use chatflow_sdk::{Context, Result};
+use chatflow_sdk::{API_RESPONSE, Context, Result};
 
 pub fn run(ctx: &mut Context) -> Result<()> {
-    let text = ctx
-        .api_response()
+    let bytes = ctx
+        .get_bytes(API_RESPONSE)
         .ok_or("property `API Response` is not set")?;
-    let totals = walk::xml(&text)?;
-    ctx.set("elements", totals.elements.to_string())?;
-    ctx.set("attributes", totals.attributes.to_string())?;
-    ctx.set("text_bytes", totals.text_bytes.to_string())?;
+    let summary = chatflow_bench_walk::xml_walk(&bytes)?;
+    ctx.set("summary", serde_json::to_string(&summary)?)?;
     Ok(())
 }
 
