@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use chatflow_engine::Properties;
 
+mod bench;
 mod check;
 mod code;
 mod net_args;
@@ -37,6 +38,8 @@ enum Command {
     Code(code::Args),
     /// Run a flow and print the conversation.
     Run(run::Args),
+    /// Time a Code block over many runs: time, fuel, fuel per input byte.
+    Bench(bench::Args),
 }
 
 /// What a subcommand reports back; turned into the process exit code.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Code(args) => code::run(args),
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 mod cli;
 mod flow;
 mod net;
+mod perf;
 mod rest;
 mod sandbox;
 mod support;
