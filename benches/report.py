@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Runs the chatflow benches and turns their results into the tables of
+docs/benchmarks.md and the chart docs/bench-ratios.svg.
+
+    python3 benches/report.py run --runs 3     # bench 3 times, then report
+    python3 benches/report.py report           # report on the saved runs
+
+`run` executes `cargo bench -p chatflow-benches` (every bench) the given
+number of times, with RUST_BACKTRACE removed, and keeps each run's criterion
+estimates and extra figures under target/chatflow-bench/runs/<n>/. `report`
+reads every saved run and writes target/chatflow-bench/report.md (markdown
+tables) and the SVG chart. Every figure is the median over the runs; every
+ratio is computed within one run (native and sandbox measured in the same
+process, minutes apart at most) and then the median of those ratios is
+taken. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+OUT = TARGET / "chatflow-bench"
+RUNS = OUT / "runs"
+
+JSON_FILES = ["twitter.json", "citm_catalog.json", "canada.json", "github_events.json", "demo.json"]
+XML_FILES = ["sample_rss.xml", "huge.xml", "gigantic.svg", "linescore.xml"]
+JSON_VARIANTS = ["sandbox", "sandbox-epoch", "sandbox-dlmalloc", "sandbox-typed", "host-selector"]
+XML_VARIANTS = ["sandbox", "sandbox-epoch", "host-selector"]
+# Targets of issue 6 (ratio to native, higher is better), by variant.
+TARGETS = {
+    ("parse_json", "sandbox"): (0.75, ["twitter.json", "citm_catalog.json", "canada.json"]),
+    ("parse_json", "sandbox-epoch"): (0.9, ["twitter.json", "citm_catalog.json", "canada.json"]),
+    ("parse_json", "host-selector"): (1.0, ["twitter.json"]),
+    ("parse_xml", "sandbox"): (0.6, ["sample_rss.xml", "huge.xml"]),
+}
+
+
+def run_benches(runs: int) -> None:
+    env = dict(os.environ)
+    env.pop("RUST_BACKTRACE", None)
+    existing = sorted(int(p.name) for p in RUNS.glob("*") if p.name.isdigit())
+    first = (existing[-1] + 1) if existing else 1
+    for n in range(first, first + runs):
+        print(f"== bench run {n} ({n - first + 1} of {runs})", flush=True)
+        criterion = TARGET / "criterion"
+        shutil.rmtree(criterion, ignore_errors=True)
+        for extra in OUT.glob("*.json"):
+            extra.unlink()
+        subprocess.run(
+            ["cargo", "bench", "-p", "chatflow-benches"], cwd=ROOT, env=env, check=True
+        )
+        dest = RUNS / str(n)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        shutil.copytree(criterion, dest / "criterion")
+        for extra in OUT.glob("*.json"):
+            shutil.copy(extra, dest / extra.name)
+
+
+def load_run(run_dir: Path) -> dict:
+    """{(group, function, value): {"ns": median ns, "throughput": (kind, n)}}"""
+    results = {}
+    for bench in (run_dir / "criterion").rglob("new/benchmark.json"):
+        meta = json.loads(bench.read_text())
+        estimates = json.loads((bench.parent / "estimates.json").read_text())
+        key = (meta["group_id"], meta.get("function_id"), meta.get("value_str"))
+        throughput = meta.get("throughput") or {}
+        kind, amount = next(iter(throughput.items()), (None, None))
+        results[key] = {"ns": estimates["median"]["point_estimate"], "throughput": (kind, amount)}
+    extras = {}
+    for name in ["latency", "rest_latency", "memory"]:
+        path = run_dir / f"{name}.json"
+        if path.exists():
+            extras[name] = json.loads(path.read_text())
+    return {"bench": results, "extras": extras}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt_time(ns):
+    if ns is None:
+        return "–"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} µs"
+    return f"{ns:.0f} ns"
+
+
+def fmt_mbps(mbps):
+    return "–" if mbps is None else f"{mbps:,.0f}"
+
+
+def fmt_ratio(r):
+    return "–" if r is None else f"{r:.2f}×"
+
+
+class Report:
+    def __init__(self, runs):
+        self.runs = runs
+
+    def ns(self, group, function, value):
+        return median(r["bench"].get((group, function, value), {}).get("ns") for r in self.runs)
+
+    def ratio(self, group, function, value, base="native"):
+        """Median over runs of (base time / variant time): speed relative to base."""
+        ratios = []
+        for r in self.runs:
+            a = r["bench"].get((group, base, value))
+            b = r["bench"].get((group, function, value))
+            if a and b:
+                ratios.append(a["ns"] / b["ns"])
+        return median(ratios)
+
+    def mbps(self, group, function, value):
+        values = []
+        for r in self.runs:
+            b = r["bench"].get((group, function, value))
+            if b and b["throughput"][0] == "Bytes":
+                values.append(b["throughput"][1] / b["ns"] * 1e3)  # bytes/ns -> MB/s
+        return median(values)
+
+    def parse_table(self, group, files, variants):
+        lines = [
+            "| document | native MB/s | " + " | ".join(f"{v} MB/s (ratio)" for v in variants) + " |",
+            "|---|---:|" + "---:|" * len(variants),
+        ]
+        for f in files:
+            if self.ns(group, "native", f) is None:
+                continue
+            cells = [f"`{f}`", fmt_mbps(self.mbps(group, "native", f))]
+            for v in variants:
+                base = "native-typed" if v == "sandbox-typed" else "native"
+                cells.append(
+                    f"{fmt_mbps(self.mbps(group, v, f))} ({fmt_ratio(self.ratio(group, v, f, base))})"
+                )
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def time_table(self, group, rows):
+        lines = ["| case | variant | time per run (criterion median) |", "|---|---|---:|"]
+        for function, value in rows:
+            ns = self.ns(group, function, value)
+            if ns is not None:
+                lines.append(f"| {value} | `{function}` | {fmt_time(ns)} |")
+        return "\n".join(lines)
+
+    def latency_table(self, extra, prefix=""):
+        by_name = {}
+        for r in self.runs:
+            for entry in r["extras"].get(extra, []):
+                name = entry["name"].split("#")[0]
+                by_name.setdefault(name, []).append(entry)
+        lines = [
+            "| what | median | p90 | p99 | p99.9 |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, entries in by_name.items():
+            cells = [f"`{name}`"]
+            for key in ["median_us", "p90_us", "p99_us", "p999_us"]:
+                cells.append(f"{median(e[key] for e in entries):.1f} µs")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def targets(self):
+        lines = ["| target | document | measured | met |", "|---|---|---:|:---:|"]
+        for (group, variant), (goal, files) in TARGETS.items():
+            for f in files:
+                r = self.ratio(group, variant, f)
+                if r is None:
+                    continue
+                ok = "yes" if r >= goal else "**no**"
+                lines.append(f"| `{group}/{variant}` ≥ {goal}× native | `{f}` | {r:.2f}× | {ok} |")
+        for name, goal in [("code_block/sandbox/empty", 5.0), ("code_block/sandbox/demo.json+set3", 10.0)]:
+            values = [e["median_us"] for r in self.runs for e in r["extras"].get("latency", []) if e["name"] == name]
+            m = median(values)
+            if m is not None:
+                ok = "yes" if m <= goal else "**no**"
+                lines.append(f"| `{name}` median ≤ {goal:g} µs | | {m:.2f} µs | {ok} |")
+        native, block = self.ns("rest_block", "native", "get-1k"), self.ns("rest_block", "rest-block", "get-1k")
+        if native and block:
+            overhead = (block / native - 1) * 100
+            lines.append(f"| REST block overhead over bare reqwest ≤ 5 % | | {overhead:.1f} % | {'yes' if overhead <= 5 else '**no**'} |")
+        for n in ["2", "64"]:
+            ns = self.ns("concurrency", "sandbox", n)
+            if ns:
+                rate = 1024 / ns * 1e9
+                lines.append(f"| ≥ 50 000 empty runs/s, {n} in flight | | {rate:,.0f}/s | {'yes' if rate >= 50000 else '**no**'} |")
+        for entry in self.memory():
+            ok = "yes" if entry["rss_waiting_mib"] < 100 else "**no**"
+            lines.append(
+                f"| 1 000 conversations waiting on HTTP < 100 MB RSS | {entry['scenario']} | "
+                f"{entry['rss_waiting_mib']:.1f} MiB | {ok} |"
+            )
+        return "\n".join(lines)
+
+    def memory(self):
+        by_scenario = {}
+        for r in self.runs:
+            for entry in r["extras"].get("memory", []):
+                by_scenario.setdefault(entry["scenario"], []).append(entry)
+        out = []
+        for scenario, entries in by_scenario.items():
+            out.append(
+                {
+                    "scenario": scenario,
+                    "conversations": entries[0]["conversations"],
+                    "rss_before_mib": median(e["rss_before_mib"] for e in entries),
+                    "rss_waiting_mib": median(e["rss_waiting_mib"] for e in entries),
+                    "per_conversation_kib": median(e["per_conversation_kib"] for e in entries),
+                }
+            )
+        return out
+
+    def markdown(self):
+        parts = [f"Medians over {len(self.runs)} run(s) of `cargo bench -p chatflow-benches`.\n"]
+        parts += ["### Targets\n", self.targets(), ""]
+        parts += ["### JSON parsing (`parse_json`)\n", self.parse_table("parse_json", JSON_FILES, JSON_VARIANTS), ""]
+        typed = [
+            "`%s` %s MB/s" % (f, fmt_mbps(self.mbps("parse_json", "native-typed", f)))
+            for f in JSON_FILES
+            if self.mbps("parse_json", "native-typed", f)
+        ]
+        parts += [
+            "`sandbox-typed` is compared with `native-typed` (%s); every other ratio "
+            "with `native`.\n" % ", ".join(typed)
+        ]
+        parts += ["### XML parsing (`parse_xml`)\n", self.parse_table("parse_xml", XML_FILES, XML_VARIANTS), ""]
+        cases = ["empty", "empty-no-panic-hook", "demo.json+set3", "image-1k+set3", "http-get"]
+        rows = [
+            (v, c)
+            for c in cases
+            for v in ["native", "sandbox", "sandbox-epoch", "sandbox-dlmalloc"]
+        ]
+        parts += ["### Code block runs (`code_block`)\n", self.time_table("code_block", rows), ""]
+        parts += ["Single runs, timed one by one:\n", self.latency_table("latency"), ""]
+        setup_rows = [
+            (f, g)
+            for g in ["bench_empty", "bench_json_walk", "bench_xml_walk"]
+            for f in ["compile", "load-cached"]
+        ]
+        parts += ["### Setup (`code_block_setup`)\n", self.time_table("code_block_setup", setup_rows), ""]
+        parts += ["### REST API block (`rest_block`)\n", self.time_table("rest_block", [("native", "get-1k"), ("rest-block", "get-1k")]), ""]
+        parts += ["Single requests, interleaved rounds:\n", self.latency_table("rest_latency"), ""]
+        lines = ["| case | conversations/s |", "|---|---:|"]
+        for function, n in [("sequential", 1), ("concurrent-64", 64)]:
+            ns = self.ns("flow", function, "rest+code+branch+message")
+            if ns:
+                lines.append(f"| {function} | {n / ns * 1e9:,.0f} |")
+        parts += ["### Whole conversations (`flow`)\n", "\n".join(lines), ""]
+        lines = ["| in flight | empty runs/s |", "|---|---:|"]
+        for n in ["2", "64"]:
+            ns = self.ns("concurrency", "sandbox", n)
+            if ns:
+                lines.append(f"| {n} | {1024 / ns * 1e9:,.0f} |")
+        parts += ["### Concurrency (`concurrency`)\n", "\n".join(lines), ""]
+        lines = ["| scenario | RSS before | RSS with 1 000 waiting | per conversation |", "|---|---:|---:|---:|"]
+        for e in self.memory():
+            lines.append(
+                f"| {e['scenario']} | {e['rss_before_mib']:.1f} MiB | {e['rss_waiting_mib']:.1f} MiB | {e['per_conversation_kib']:.1f} KiB |"
+            )
+        parts += ["### Memory (`concurrency`, child processes)\n", "\n".join(lines), ""]
+        return "\n".join(parts)
+
+    def svg(self):
+        """Horizontal bars: sandbox/native ratio per corpus file and variant."""
+        series = [("parse_json", f, JSON_VARIANTS) for f in JSON_FILES] + [
+            ("parse_xml", f, XML_VARIANTS) for f in XML_FILES
+        ]
+        colors = {
+            "sandbox": "#1f77b4",
+            "sandbox-epoch": "#2ca02c",
+            "sandbox-dlmalloc": "#9467bd",
+            "sandbox-typed": "#ff7f0e",
+            "host-selector": "#8c564b",
+        }
+        bar, gap, left, right, top = 11, 14, 150, 40, 60
+        scale_max = 3.0
+        width = 760
+        plot = width - left - right
+        rows = []
+        y = top
+        for group, f, variants in series:
+            bars = []
+            for v in variants:
+                base = "native-typed" if v == "sandbox-typed" else "native"
+                r = self.ratio(group, v, f, base)
+                if r is not None:
+                    bars.append((v, r))
+            if not bars:
+                continue
+            rows.append((f, y, bars))
+            y += len(bars) * bar + gap
+        height = y + 50
+        x = lambda r: left + plot * min(r, scale_max) / scale_max
+        out = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif" font-size="11">',
+            f'<rect width="{width}" height="{height}" fill="white"/>',
+            f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">'
+            "Sandboxed parse speed relative to native (higher is better)</text>",
+            f'<text x="{width / 2}" y="36" text-anchor="middle" fill="#555">'
+            f"native time / variant time, median of {len(self.runs)} run(s); fresh instance per run; "
+            "typed vs native typed</text>",
+        ]
+        for tick in [0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]:
+            tx = x(tick)
+            style = 'stroke="#333" stroke-width="1.5"' if tick == 1.0 else 'stroke="#ddd"'
+            out.append(f'<line x1="{tx:.1f}" y1="{top - 8}" x2="{tx:.1f}" y2="{y - gap + 4}" {style}/>')
+            out.append(f'<text x="{tx:.1f}" y="{y + 8}" text-anchor="middle">{tick:g}×</text>')
+        for f, y0, bars in rows:
+            out.append(
+                f'<text x="{left - 8}" y="{y0 + len(bars) * bar / 2 + 4:.1f}" text-anchor="end">{f}</text>'
+            )
+            for i, (v, r) in enumerate(bars):
+                by = y0 + i * bar
+                out.append(
+                    f'<rect x="{left}" y="{by}" width="{x(r) - left:.1f}" height="{bar - 2}" '
+                    f'fill="{colors[v]}"><title>{f} {v}: {r:.2f}×</title></rect>'
+                )
+                label = f"{r:.2f}" + ("+" if r > scale_max else "")
+                out.append(f'<text x="{x(r) + 3:.1f}" y="{by + bar - 3}" font-size="9">{label}</text>')
+        lx = left
+        for v, c in colors.items():
+            out.append(f'<rect x="{lx}" y="{y + 22}" width="10" height="10" fill="{c}"/>')
+            out.append(f'<text x="{lx + 14}" y="{y + 31}">{v}</text>')
+            lx += 14 + 7 * len(v) + 18
+        out.append("</svg>")
+        return "\n".join(out) + "\n"
+
+
+def report(svg_path: Path) -> None:
+    run_dirs = sorted((p for p in RUNS.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
+    if not run_dirs:
+        sys.exit(f"no saved runs under {RUNS}: run `python3 benches/report.py run` first")
+    rep = Report([load_run(d) for d in run_dirs])
+    md = rep.markdown()
+    (OUT / "report.md").write_text(md)
+    svg_path.write_text(rep.svg())
+    print(md)
+    print(f"\nwrote {OUT / 'report.md'} and {svg_path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the benches, then report")
+    run.add_argument("--runs", type=int, default=3)
+    run.add_argument("--fresh", action="store_true", help="forget earlier saved runs first")
+    for p in [run, sub.add_parser("report", help="report on the saved runs")]:
+        p.add_argument("--svg", type=Path, default=ROOT / "docs" / "bench-ratios.svg")
+    args = parser.parse_args()
+    if args.command == "run":
+        if args.fresh:
+            shutil.rmtree(RUNS, ignore_errors=True)
+        run_benches(args.runs)
+    report(args.svg)
+
+
+if __name__ == "__main__":
+    main()
