@@ -10,13 +10,14 @@
 //!   into an outcome with the `API Response` change.
 //!
 //! Both use one connection kept alive, a current-thread runtime on the
-//! bench thread, and the server on its own thread. The latency
-//! distributions (single requests) are saved to
-//! `target/chatflow-bench/rest_latency.json`.
+//! bench thread, and the server on its own thread. Then 12 000 requests of
+//! each are timed one by one, taking turns, and their distributions saved to
+//! `target/chatflow-bench/rest_latency.json`: the overhead in
+//! `docs/benchmarks.md` comes from these.
 //!
 //! Run with `cargo bench -p chatflow-benches --bench rest_block`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatflow_benches::report;
 use chatflow_benches::sandboxed::loopback_policy;
@@ -92,23 +93,24 @@ fn main() {
     group.finish();
 
     if !report::quick_mode() && report::selected("rest_block") {
-        // Interleaved rounds, so drift on a shared machine hits both alike.
+        // Request by request in turn, so drift on a shared machine hits
+        // both alike (criterion's two series run seconds apart).
+        let mut native_times = Vec::new();
+        let mut engine_times = Vec::new();
+        for _ in 0..12_000 {
+            let start = Instant::now();
+            rt.block_on(native());
+            native_times.push(start.elapsed());
+            let start = Instant::now();
+            rt.block_on(engine());
+            engine_times.push(start.elapsed());
+        }
         let mut latencies = Vec::new();
-        for round in 0..3 {
-            latencies.push(report::latency(
-                &format!("rest_block/native/get-1k#{round}"),
-                4_000,
-                || {
-                    rt.block_on(native());
-                },
-            ));
-            latencies.push(report::latency(
-                &format!("rest_block/rest-block/get-1k#{round}"),
-                4_000,
-                || {
-                    rt.block_on(engine());
-                },
-            ));
+        for (name, times) in [
+            ("rest_block/native/get-1k", native_times),
+            ("rest_block/rest-block/get-1k", engine_times),
+        ] {
+            latencies.push(report::summarize(name, times));
         }
         report::save("rest_latency", &latencies);
     }

@@ -40,6 +40,13 @@ pub fn latency(name: &str, runs: usize, mut f: impl FnMut()) -> Latency {
         f();
         times.push(start.elapsed());
     }
+    summarize(name, times)
+}
+
+/// The distribution of `times` (single runs of `name`), printed.
+pub fn summarize(name: &str, mut times: Vec<Duration>) -> Latency {
+    let runs = times.len();
+    assert!(runs > 0, "no times for {name}");
     times.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let pct = |p: f64| us(times[((runs as f64 * p) as usize).min(runs - 1)]);

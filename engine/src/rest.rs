@@ -628,8 +628,13 @@ fn compile_params(list: &str, params: &[Param]) -> Result<Vec<(Template, Templat
         .collect()
 }
 
-fn render_err(field: String) -> impl FnOnce(RenderError) -> RestError {
-    move |reason| RestError::Render { field, reason }
+/// Names the field of a render error. The field's name is only built
+/// when there is an error (a block's successful runs allocate none).
+fn render_err(field: impl FnOnce() -> String) -> impl FnOnce(RenderError) -> RestError {
+    move |reason| RestError::Render {
+        field: field(),
+        reason,
+    }
 }
 
 impl RestBlock {
@@ -731,7 +736,9 @@ impl RestBlock {
                 }
                 .into());
             }
-            let response = client.send(request.clone().timeout(remaining)).await;
+            // Only a block that follows redirects needs the request again.
+            let kept = self.follow_redirects.then(|| request.clone());
+            let response = client.send(request.timeout(remaining)).await;
             let response = response.map_err(|e| match e {
                 // Report the block's timeout, not what was left of it.
                 NetError::Timeout {
@@ -746,7 +753,7 @@ impl RestBlock {
                 other => other,
             })?;
             *last_status = Some(response.status);
-            if self.follow_redirects
+            if let Some(mut again) = kept
                 && response.status == StatusCode::MOVED_PERMANENTLY
                 && let Some(next) = redirect_target(&response)?
             {
@@ -756,14 +763,15 @@ impl RestBlock {
                         limit: MAX_REDIRECTS,
                     });
                 }
-                if next.origin() != request.url().origin() {
+                if next.origin() != again.url().origin() {
                     // Credentials meant for one origin are not sent to another.
                     for name in ["authorization", "cookie", "proxy-authorization"] {
-                        request.headers_mut().remove(name);
+                        again.headers_mut().remove(name);
                     }
                 }
                 tracing::debug!(to = %redact_url(&next), "following 301");
-                request.set_url(next);
+                again.set_url(next);
+                request = again;
                 *redirects += 1;
                 continue;
             }
@@ -773,22 +781,25 @@ impl RestBlock {
                     status: response.status,
                 });
             }
-            return Ok(response.text());
+            return Ok(response.into_text());
         }
     }
 
     /// Renders every template into one request.
     fn build(&self, props: &Properties) -> Result<Request, RestError> {
-        let mut url = self.url.render(props).map_err(render_err("url".into()))?;
+        let mut url = self
+            .url
+            .render(props)
+            .map_err(render_err(|| "url".into()))?;
         if !self.query.is_empty() {
             let mut pairs = Vec::with_capacity(self.query.len());
             for (i, (name, value)) in self.query.iter().enumerate() {
                 let name = name
                     .render(props, Context::Value)
-                    .map_err(render_err(format!("query[{i}].name")))?;
+                    .map_err(render_err(|| format!("query[{i}].name")))?;
                 let value = value
                     .render(props, Context::Value)
-                    .map_err(render_err(format!("query[{i}].value")))?;
+                    .map_err(render_err(|| format!("query[{i}].value")))?;
                 pairs.push((name, value));
             }
             url.query_pairs_mut().extend_pairs(pairs);
@@ -800,7 +811,7 @@ impl RestBlock {
         for (i, (name, written, value)) in self.headers.iter().enumerate() {
             let value = value
                 .render(props, Context::Header(written))
-                .map_err(render_err(format!("headers[{i}].value")))?;
+                .map_err(render_err(|| format!("headers[{i}].value")))?;
             // The header context already refused every byte a header value
             // cannot hold; this cannot fail, but is not worth a panic.
             let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
@@ -840,10 +851,10 @@ impl RestBlock {
         for (i, (name, value)) in self.body.iter().enumerate() {
             let name = name
                 .render(props, ctx)
-                .map_err(render_err(format!("body[{i}].name")))?;
+                .map_err(render_err(|| format!("body[{i}].name")))?;
             let value = value
                 .render(props, ctx)
-                .map_err(render_err(format!("body[{i}].value")))?;
+                .map_err(render_err(|| format!("body[{i}].value")))?;
             if self.body_encoding == BodyEncoding::Json && !seen.insert(name.clone()) {
                 let name = serde_json::from_str(&name).unwrap_or(name);
                 return Err(RestError::DuplicateBodyName { name });

@@ -504,6 +504,8 @@ pub struct UrlTemplate {
     /// Byte offset where the path starts, inside the first literal (which is
     /// rendered verbatim, so the offset holds in the output too).
     path_start: usize,
+    /// A template without placeholders, parsed once (rendering clones it).
+    literal: Option<Url>,
 }
 
 impl UrlTemplate {
@@ -552,10 +554,27 @@ impl UrlTemplate {
                 Part::Property { .. } => placement.push(state),
             }
         }
+        let literal = if template.is_literal() {
+            // (Parsed from the rendered text: an escaped `{{` is one `{{`
+            // there.) An invalid one is reported by `render`, as for any
+            // other.
+            let text: String = template
+                .parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Literal(text) => Some(text.as_str()),
+                    Part::Property { .. } => None,
+                })
+                .collect();
+            Url::parse(&text).ok()
+        } else {
+            None
+        };
         Ok(UrlTemplate {
             template,
             placement,
             path_start,
+            literal,
         })
     }
 
@@ -576,6 +595,9 @@ impl UrlTemplate {
     /// `.` or `..`, and [`RenderError::InvalidUrl`] when the result does not
     /// parse as a URL.
     pub fn render(&self, props: &Properties) -> Result<Url, RenderError> {
+        if let Some(url) = &self.literal {
+            return Ok(url.clone());
+        }
         let mut out = String::new();
         let mut spans = Vec::new();
         let mut path_end = None;
@@ -898,6 +920,9 @@ mod tests {
             ("http://h/a/../b", "http://h/b"),
             ("http://h/a/{{dots}}x", "http://h/a/..x"),
             ("http://h/?p={{dots}}", "http://h/?p=.."),
+            // Literal templates (parsed once, when the template is).
+            ("http://h/plain?x=1#f", "http://h/plain?x=1#f"),
+            ("http://h/{{{{x}}", "http://h/%7B%7Bx%7D%7D"),
         ];
         for (source, want) in cases {
             let t = UrlTemplate::parse(source).unwrap();
@@ -959,6 +984,12 @@ mod tests {
             ),
             (
                 "http://h:99999/{{id}}",
+                RenderError::InvalidUrl {
+                    reason: url::ParseError::InvalidPort,
+                },
+            ),
+            (
+                "http://h:99999/literal",
                 RenderError::InvalidUrl {
                     reason: url::ParseError::InvalidPort,
                 },

@@ -14,7 +14,8 @@ use url::Url;
 use super::policy::AddressRules;
 use super::{
     AddressClass, DenyReason, HeaderMap, HeaderValue, InvalidRequest, Method, NetError, NetPolicy,
-    PolicyError, StatusCode, TimeoutPhase, decode_text, redact_url, validate_header_name,
+    PolicyError, StatusCode, TimeoutPhase, decode_text, decode_text_owned, redact_url,
+    validate_header_name,
 };
 
 const USER_AGENT: &str = concat!("chatflow/", env!("CARGO_PKG_VERSION"));
@@ -326,6 +327,12 @@ impl Response {
     /// [`decode_text`]).
     pub fn text(&self) -> String {
         decode_text(&self.headers, &self.body)
+    }
+
+    /// [`Response::text`], reusing the body's buffer when it is already
+    /// valid UTF-8 text.
+    pub fn into_text(self) -> String {
+        decode_text_owned(&self.headers, self.body)
     }
 }
 

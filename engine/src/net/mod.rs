@@ -269,6 +269,10 @@ pub fn validate_header_name(name: &str) -> Result<HeaderName, InvalidRequest> {
 /// A URL as it may appear in errors and logs: no username, password, query
 /// string or fragment (`https://api.example.com/v1/users/42`).
 pub fn redact_url(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        // The common case, without a copy of the whole URL to edit.
+        return url[..url::Position::AfterPath].to_string();
+    }
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -283,7 +287,24 @@ pub fn redact_url(url: &Url) -> String {
 /// one, the body is read as UTF-8. A byte-order mark overrides the header.
 /// Malformed sequences become U+FFFD; decoding never fails.
 pub fn decode_text(headers: &HeaderMap, body: &[u8]) -> String {
-    let encoding = headers
+    charset(headers).decode(body).0.into_owned()
+}
+
+/// [`decode_text`] for an owned body: valid UTF-8 without a byte-order mark
+/// (the common case) becomes the text without a copy.
+pub(crate) fn decode_text_owned(headers: &HeaderMap, body: Vec<u8>) -> String {
+    let bom = [b"\xEF\xBB\xBF".as_slice(), b"\xFE\xFF", b"\xFF\xFE"]
+        .iter()
+        .any(|bom| body.starts_with(bom));
+    if bom || charset(headers) != UTF_8 {
+        return decode_text(headers, &body);
+    }
+    String::from_utf8(body).unwrap_or_else(|e| decode_text(headers, e.as_bytes()))
+}
+
+/// The encoding named by the `Content-Type` charset, UTF-8 by default.
+fn charset(headers: &HeaderMap) -> &'static Encoding {
+    headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| ct.parse::<mime::Mime>().ok())
@@ -291,8 +312,7 @@ pub fn decode_text(headers: &HeaderMap, body: &[u8]) -> String {
             m.get_param(mime::CHARSET)
                 .and_then(|cs| Encoding::for_label(cs.as_str().as_bytes()))
         })
-        .unwrap_or(UTF_8);
-    encoding.decode(body).0.into_owned()
+        .unwrap_or(UTF_8)
 }
 
 #[cfg(test)]
@@ -381,7 +401,34 @@ mod tests {
         ];
         for (headers, body, want) in cases {
             assert_eq!(decode_text(headers, body), *want, "{headers:?}");
+            assert_eq!(
+                decode_text_owned(headers, body.to_vec()),
+                *want,
+                "owned: {headers:?}"
+            );
         }
+        // The owned path's own shortcuts: a UTF-8 BOM is dropped, UTF-16
+        // BOMs decide the encoding, invalid UTF-8 is replaced as by
+        // `decode_text`.
+        let bodies: &[&[u8]] = &[
+            b"\xef\xbb\xbfcaf\xc3\xa9",
+            b"\xff\xfeh\0i\0",
+            b"\xfe\xff\0h\0i",
+            b"caf\xe9 \xf0\x9f\x98 end",
+            b"",
+        ];
+        for body in bodies {
+            let h = HeaderMap::new();
+            assert_eq!(
+                decode_text_owned(&h, body.to_vec()),
+                decode_text(&h, body),
+                "{body:?}"
+            );
+        }
+        assert_eq!(
+            decode_text_owned(&HeaderMap::new(), b"\xef\xbb\xbfhi".to_vec()),
+            "hi"
+        );
     }
 
     #[test]
