@@ -232,7 +232,17 @@ fn memory() {
     let exe = std::env::current_exe().expect("this bench's path");
     let mut results = Vec::new();
     for scenario in ["rest-wait", "code-wait"] {
-        let output = std::process::Command::new(&exe)
+        // CHATFLOW_CHILD_WRAPPER runs the child under a profiler, e.g.
+        // `heaptrack` (where a conversation's memory goes).
+        let mut command = match std::env::var_os("CHATFLOW_CHILD_WRAPPER") {
+            Some(wrapper) => {
+                let mut command = std::process::Command::new(wrapper);
+                command.arg(&exe);
+                command
+            }
+            None => std::process::Command::new(&exe),
+        };
+        let output = command
             .env(CHILD_ENV, scenario)
             .env(SERVER_ENV, server.base_url())
             .output()

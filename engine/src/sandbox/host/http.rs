@@ -110,7 +110,7 @@ async fn http_request(
     const F: &str = "http_request";
     charge(&mut caller, CALL_FUEL)?;
     let mem = memory(&mut caller)?;
-    let (built, client, deadline, cancel) = {
+    let (bytes, cap, client, deadline, cancel) = {
         let (data, state) = mem.data_and_store_mut(&mut caller);
         let req = range(F, "req_ptr/req_len", req_ptr, req_len, data.len())?;
         state.http.calls += 1;
@@ -122,9 +122,9 @@ async fn http_request(
             }
             .into());
         }
-        let built = build_request(&data[req], state.limits.http_response_bytes);
         (
-            built,
+            data[req].to_vec(),
+            state.limits.http_response_bytes,
             state.http_client.clone(),
             state.deadline,
             state.cancel.clone(),
@@ -132,17 +132,22 @@ async fn http_request(
     };
     // The request's bytes, copied out of the guest and sent.
     charge(&mut caller, copy_fuel(req_len as u32 as usize))?;
-    let request = match built {
-        Ok(request) => request,
-        Err(message) => return Ok(caller.data_mut().error(code::INVALID, message)),
-    };
-    let send = tokio::time::timeout_at(deadline.into(), send(&client, request));
+    let send = tokio::time::timeout_at(deadline.into(), spawn_send(client, bytes, cap));
     let result = match &cancel {
         None => send.await,
         Some(token) => tokio::select! {
             result = send => result,
             () = token.cancelled() => return Err(RunError::Cancelled.into()),
         },
+    };
+    let result = match result {
+        Ok(Ok(Sent::Invalid(message))) => {
+            return Ok(caller.data_mut().error(code::INVALID, message));
+        }
+        Ok(Ok(Sent::Response(response))) => Ok(Ok(response)),
+        Ok(Ok(Sent::Failed(err))) => Ok(Err(err)),
+        Ok(Err(run_error)) => return Err(run_error.into()),
+        Err(elapsed) => Err(elapsed),
     };
     let state = caller.data_mut();
     let response = match result {
@@ -178,6 +183,55 @@ async fn http_request(
     state.http.responses.push(response);
     charge(&mut caller, copy_fuel(received))?;
     Ok(handle)
+}
+
+/// What became of a guest's request.
+enum Sent {
+    Response(GuestResponse),
+    /// The request did not parse: the message for an `INVALID` return.
+    Invalid(String),
+    Failed(NetError),
+}
+
+/// Builds and sends the request as a task of its own, and waits for it.
+///
+/// The request's JSON parsing and its futures (reqwest, hyper) then run on
+/// the runtime's stack rather than on the run's fiber stack: a Code block
+/// waiting on HTTP keeps about 4 KiB of its fiber stack resident instead of
+/// about 40 KiB, much of what a waiting run costs (`docs/benchmarks.md`,
+/// memory). Dropping the wait (deadline, cancel, the run dropped) aborts
+/// the task.
+async fn spawn_send(client: HttpClient, bytes: Vec<u8>, cap: u64) -> Result<Sent, RunError> {
+    /// Aborts the task when the wait is dropped before it finished.
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    // The task's future is kept small: the request's own (reqwest's are
+    // several KiB) is created and boxed when the task first runs, so it is
+    // never moved around on the fiber stack.
+    let mut task = AbortOnDrop(tokio::spawn(async move {
+        Box::pin(async move {
+            match build_request(&bytes, cap) {
+                Ok(request) => match send(&client, request).await {
+                    Ok(response) => Sent::Response(response),
+                    Err(err) => Sent::Failed(err),
+                },
+                Err(message) => Sent::Invalid(message),
+            }
+        })
+        .await
+    }));
+    match (&mut task.0).await {
+        Ok(sent) => Ok(sent),
+        // The task never panics (errors are values); if it did, the run
+        // fails as it would had the request been polled here.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only a runtime shutting down cancels the task.
+        Err(_) => Err(RunError::Cancelled),
+    }
 }
 
 /// Sends and renders the response for the guest.

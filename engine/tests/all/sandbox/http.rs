@@ -380,6 +380,35 @@ async fn out_of_bounds_pointers_to_the_http_imports() {
     }
 }
 
+/// The request runs as a task of its own (so it is not polled on the run's
+/// fiber stack); cancelling the run must abort it, not leave it running:
+/// the connection is closed and the server stops sending.
+#[tokio::test]
+async fn cancel_stops_the_download() {
+    let server = TestServer::start().await;
+    let sb = sandbox();
+    let m = module(&sb, FETCH);
+    let props = request(serde_json::json!({"method": "GET", "url": server.url("/slow-body")}));
+    let cancel = CancelToken::new();
+    let limits = sb.default_limits();
+    let run = sb.run_with_cancel(&m, &props, &limits, &cancel);
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let open = server.open_slow_bodies();
+        cancel.cancel();
+        open
+    };
+    let (outcome, open_before) = tokio::join!(run, watch);
+    assert_eq!(open_before, 1, "the download had started");
+    let err = failed(&sb, outcome).await;
+    assert!(matches!(err, RunError::Cancelled), "{err:?}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while server.open_slow_bodies() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.open_slow_bodies(), 0, "the download goes on");
+}
+
 #[tokio::test]
 async fn cancel_while_waiting_on_http() {
     let server = TestServer::start().await;

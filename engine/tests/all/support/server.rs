@@ -11,7 +11,7 @@
 //! | `/redirect/{code}?to=URL` | that status with `Location: URL` |
 //! | `/loop` | `301` to `/loop`, forever |
 //! | `/slow` | `200` after 10 s |
-//! | `/slow-body` | headers at once, then a body byte every 100 ms, forever |
+//! | `/slow-body` | headers at once, then a body byte every 100 ms, forever (open ones counted) |
 //! | `/big/{n}` | `n` bytes (`x`) with a `Content-Length` |
 //! | `/endless` | an endless chunked body of 64 KiB chunks (no length) |
 //! | `/latin1` | `café crème` in ISO-8859-1, `charset=iso-8859-1` |
@@ -46,6 +46,8 @@ struct Counters {
     hits: AtomicUsize,
     /// Bytes the `/endless` route has produced so far.
     endless_bytes: AtomicU64,
+    /// `/slow-body` responses still being sent (their connection open).
+    slow_bodies: AtomicUsize,
 }
 
 impl TestServer {
@@ -94,6 +96,12 @@ impl TestServer {
     /// Bytes `/endless` has produced so far.
     pub fn endless_bytes(&self) -> u64 {
         self.state.endless_bytes.load(Ordering::SeqCst)
+    }
+
+    /// `/slow-body` responses still being sent: one drops to zero when its
+    /// client closes the connection.
+    pub fn open_slow_bodies(&self) -> usize {
+        self.state.slow_bodies.load(Ordering::SeqCst)
     }
 }
 
@@ -158,10 +166,18 @@ async fn slow() -> &'static str {
     "late"
 }
 
-async fn slow_body() -> Response {
-    let stream = futures::stream::unfold((), |()| async {
+async fn slow_body(State(state): State<Arc<Counters>>) -> Response {
+    /// Counts the response as open until hyper drops its body.
+    struct Open(Arc<Counters>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.slow_bodies.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    state.slow_bodies.fetch_add(1, Ordering::SeqCst);
+    let stream = futures::stream::unfold(Open(state), |open| async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        Some((Ok::<_, Infallible>(Bytes::from_static(b".")), ()))
+        Some((Ok::<_, Infallible>(Bytes::from_static(b".")), open))
     });
     Body::from_stream(stream).into_response()
 }
