@@ -2,7 +2,7 @@
 //! library against a real loopback server. Code blocks in flows are covered
 //! by `flow_code` with real wasm.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chatflow_engine::flow::{
     Conversation, Position, ProblemKind, StepOutcome, StopError, TurnStatus,
@@ -11,8 +11,8 @@ use chatflow_engine::net::{NetError, StatusCode};
 use chatflow_engine::rest::RestError;
 use chatflow_engine::{Engine, EngineConfig, Flow, Properties};
 
-use crate::support::loopback_policy;
 use crate::support::server::TestServer;
+use crate::support::{golden, loopback_policy};
 
 /// Host name the flows in these tests use for the test server, pinned to
 /// its loopback address with `NetPolicy::resolve`.
@@ -40,44 +40,15 @@ fn load(engine: &Engine, json: &str) -> Flow {
 #[test]
 fn malformed_flows_give_precise_errors() {
     let engine = Engine::new(EngineConfig::default()).unwrap();
-    // Relative (tests run in the package directory) so that messages naming
-    // module paths are the same on every machine.
+    // Module paths resolve against the golden directory, relative to the
+    // package, so messages naming them are the same on every machine.
     let dir = Path::new("tests/ui/flows");
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    inputs.sort();
-    assert!(
-        inputs.len() >= 15,
-        "golden files missing in {}",
-        dir.display()
-    );
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut failures = Vec::new();
-    for input in &inputs {
-        let name = input.file_name().unwrap().to_string_lossy();
-        let json = std::fs::read_to_string(input).unwrap();
-        let got = match engine.flow_loader().load_str(&name, &json, dir) {
+    golden::check("flows", "json", |file, json| {
+        match engine.flow_loader().load_str(file, json, dir) {
             Ok(_) => "(loaded without error)".to_string(),
             Err(e) => e.to_string(),
-        };
-        let expected_path = input.with_extension("err");
-        if bless {
-            std::fs::write(&expected_path, format!("{got}\n")).unwrap();
-            continue;
         }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1)", expected_path.display()));
-        if expected.trim_end() != got {
-            failures.push(format!(
-                "{name}:\n  expected: {}\n  got:      {got}",
-                expected.trim_end()
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    });
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test module uses a different part
 
+pub mod golden;
 pub mod server;
 
 use chatflow_engine::net::{HttpClient, NetPolicy};
