@@ -404,3 +404,28 @@ async fn answers_only_when_waiting_and_unknown_positions_stop() {
     let turn = engine.run(&flow, &mut stale).await;
     assert!(matches!(turn.error, Some(StopError::UnknownBlock { .. })));
 }
+
+/// Operators run conversations on a multi-threaded runtime: the engine, the
+/// flow and the future of a run must all move between threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_run_on_spawned_tasks() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let flow = load(&engine, BRANCHES);
+    assert_send_sync(&engine);
+    assert_send_sync(&flow);
+    let mut tasks = Vec::new();
+    for x in ["gold", "-3", "bronze"] {
+        let (engine, flow) = (engine.clone(), flow.clone());
+        tasks.push(tokio::spawn(async move {
+            let props: Properties = [("x", x)].into_iter().collect();
+            let mut conv = engine.start(&flow, props);
+            engine.run(&flow, &mut conv).await.messages[0].text.clone()
+        }));
+    }
+    let mut got = Vec::new();
+    for task in tasks {
+        got.push(task.await.unwrap());
+    }
+    assert_eq!(got, ["equals", "lt", "not_equals"]);
+}
