@@ -10,5 +10,6 @@ mod flow;
 mod net;
 mod rest;
 mod sandbox;
+mod sdk;
 mod support;
 mod template;

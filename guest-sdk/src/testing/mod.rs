@@ -74,6 +74,7 @@
 //! request is answered by a stub or a handler).
 
 pub(crate) mod host;
+mod json_pointer;
 
 use std::collections::BTreeMap;
 use std::fmt;
