@@ -132,7 +132,7 @@ fn err_modes() {
         ),
         (
             Some("invalid_name"),
-            "set: property name \"{bad}\" contains '{'",
+            "set: property name \"{bad}\" contains '{', which is not allowed in names",
         ),
     ];
     for (mode, want) in cases {

@@ -116,14 +116,16 @@ fn copy_out(value: &[u8], buf: &mut [MaybeUninit<u8>]) -> i32 {
     i32::try_from(value.len()).expect("results are smaller than 2 GiB")
 }
 
-/// The engine's property name rule (`chatflow_engine::properties::validate_name`).
+/// The engine's property name rule and messages
+/// (`chatflow_engine::properties::validate_name` and `NameError`), so a
+/// block's error text is the same natively and in the sandbox.
 pub(super) fn name_problem(name: &str) -> Option<String> {
     if name.trim().is_empty() {
         return Some("property name is empty".into());
     }
     if name.len() > MAX_NAME_LEN {
         return Some(format!(
-            "property name is {} bytes long, the maximum is {MAX_NAME_LEN}",
+            "property name is {} bytes long; the limit is {MAX_NAME_LEN}",
             name.len()
         ));
     }
@@ -136,7 +138,9 @@ pub(super) fn name_problem(name: &str) -> Option<String> {
         .chars()
         .find(|c| *c == '{' || *c == '}' || c.is_control())
     {
-        return Some(format!("property name {name:?} contains {ch:?}"));
+        return Some(format!(
+            "property name {name:?} contains {ch:?}, which is not allowed in names"
+        ));
     }
     None
 }
