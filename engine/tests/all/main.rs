@@ -6,6 +6,7 @@
 
 #[cfg(feature = "cli")]
 mod cli;
+mod examples;
 mod flow;
 mod net;
 mod rest;
