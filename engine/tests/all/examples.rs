@@ -14,25 +14,16 @@ use chatflow_test_artifacts::examples::{
 };
 
 use crate::sdk::{failed, load, ok, sandbox_for, set};
-
-/// The policy an operator running the demo configures: only the demo
-/// host, pinned to the demo API's loopback address.
-fn demo_policy(api: &DemoApi) -> NetPolicy {
-    let mut policy = NetPolicy::default();
-    policy.allow_host(HOST).unwrap();
-    policy.allow_loopback = true;
-    policy.resolve.insert(HOST.into(), api.addr());
-    policy
-}
+use crate::support::demo;
 
 fn demo_sandbox(api: &DemoApi) -> Sandbox {
-    sandbox_for(HttpClient::new(demo_policy(api)).unwrap())
+    sandbox_for(HttpClient::new(demo::policy(api)).unwrap())
 }
 
 /// A sandbox whose policy does not allow the demo host (another host is
 /// allowed; the demo name is still pinned, so only the policy refuses it).
 fn strict_sandbox(api: &DemoApi) -> Sandbox {
-    let mut policy = demo_policy(api);
+    let mut policy = demo::policy(api);
     policy.allowed_hosts.clear();
     policy.allow_host("api.example.com").unwrap();
     sandbox_for(HttpClient::new(policy).unwrap())
@@ -50,7 +41,7 @@ async fn run_with(sb: &Sandbox, path: &str, props: &Properties, limits: &Limits)
 /// GETs `path` from the demo API as a REST API block before the Code block
 /// would: the body text (the `API Response` property) and the status.
 async fn fetch(api: &DemoApi, path: &str, headers: &[(&str, &str)]) -> (String, u16) {
-    let client = HttpClient::new(demo_policy(api)).unwrap();
+    let client = HttpClient::new(demo::policy(api)).unwrap();
     let mut request = Request::new(Method::GET, format!("{BASE_URL}{path}").parse().unwrap());
     for (name, value) in headers {
         request = request.header(name, value).unwrap();

@@ -8,6 +8,8 @@
 mod cli;
 mod examples;
 mod flow;
+mod flow_code;
+mod flow_examples;
 mod net;
 mod rest;
 mod sandbox;

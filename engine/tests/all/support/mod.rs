@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test module uses a different part
 
+pub mod demo;
 pub mod modules;
 pub mod server;
 
