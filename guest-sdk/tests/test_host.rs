@@ -634,3 +634,31 @@ fn sdk_calls_outside_a_run_explain_themselves() {
 fn test_host_rejects_invalid_starting_properties() {
     let _ = TestHost::new().property(" x", "1");
 }
+
+/// Response headers are listed as the engine lists them: names in lower
+/// case, the values of a repeated name together where it first appeared.
+#[test]
+fn repeated_response_headers_are_listed_together() {
+    let outcome = TestHost::new()
+        .stub(
+            Stub::get("https://api.example.com/h")
+                .header("Set-Cookie", "a=1")
+                .header("X-Later", "later")
+                .header("set-cookie", "b=2"),
+        )
+        .run(|ctx| {
+            let response = http::Request::get("https://api.example.com/h").send()?;
+            let headers: Vec<String> = response
+                .headers()
+                .iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect();
+            ctx.set("headers", headers.join("\n"))?;
+            Ok(())
+        });
+    outcome.assert_success();
+    assert_eq!(
+        outcome.property("headers"),
+        Some("set-cookie: a=1\nset-cookie: b=2\nx-later: later")
+    );
+}

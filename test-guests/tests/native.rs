@@ -323,6 +323,20 @@ fn messages_and_logs() {
     outcome.assert_success();
     assert_eq!(outcome.messages(), ["message 1", "message 2"]);
     assert_eq!(outcome.logs().len(), 4 + 3);
+    assert_eq!(outcome.logs_dropped(), 0);
+
+    // The log budget, as the engine's sdk::messages test sets it: lines
+    // that do not fit are dropped whole and counted, the run goes on.
+    let outcome = TestHost::new()
+        .property("count", "1")
+        .property("log_lines", "100")
+        .max_log_bytes(2_000)
+        .run(sdk_messages::run);
+    outcome.assert_success();
+    let kept: usize = outcome.logs().iter().map(|l| l.message.len()).sum();
+    assert!(kept <= 2_000, "{kept}");
+    assert_eq!(outcome.logs().len() as u64 + outcome.logs_dropped(), 104);
+    assert_eq!(outcome.logs().len(), 4 + 19);
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub(crate) struct RunState {
     pub(super) fail_message: Option<String>,
     pub(super) last_error: Option<String>,
     pub(super) written_bytes: u64,
+    /// Bytes of the logs kept, and lines dropped over the log budget.
+    pub(super) log_bytes: u64,
+    pub(super) logs_dropped: u64,
     pub(super) denied: Option<String>,
     /// Set by the panic hook when the block panics.
     pub(super) panic_message: Option<String>,
@@ -78,6 +81,8 @@ impl RunState {
             fail_message: None,
             last_error: None,
             written_bytes: 0,
+            log_bytes: 0,
+            logs_dropped: 0,
             denied: None,
             panic_message: None,
         }
@@ -201,6 +206,16 @@ pub(crate) fn message_send(text: &str) -> i32 {
 pub(crate) fn log(level: i32, msg: &str) {
     with(|run| {
         let level = Level::from_i32(level);
+        // As the engine: a line that does not fit in what is left of the
+        // budget is dropped whole and counted; a later, shorter one may fit.
+        let len = msg.len() as u64;
+        if let Some(max) = run.host.limits.log_bytes
+            && run.log_bytes + len > max
+        {
+            run.logs_dropped += 1;
+            return;
+        }
+        run.log_bytes += len;
         // Printed so that `cargo test` shows a failing test's logs (the test
         // harness captures this output and prints it only on failure).
         eprintln!("[code block {level}] {msg}");
