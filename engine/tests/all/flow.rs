@@ -1,6 +1,6 @@
 //! Flows: loading errors (golden files), and conversations run through the
 //! library against a real loopback server. Code blocks in flows are covered
-//! by `flow_code` with real wasm.
+//! by `flow_code` with real wasm, the example flows by `flow_examples`.
 
 use std::path::{Path, PathBuf};
 
@@ -67,9 +67,10 @@ fn malformed_flows_give_precise_errors() {
     for input in &inputs {
         let name = input.file_name().unwrap().to_string_lossy();
         let json = std::fs::read_to_string(input).unwrap();
-        let loader = engine
-            .flow_loader()
-            .module("abi-v1-minimal.wasm", wat::parse_str(MINIMAL_MODULE).unwrap());
+        let loader = engine.flow_loader().module(
+            "abi-v1-minimal.wasm",
+            wat::parse_str(MINIMAL_MODULE).unwrap(),
+        );
         let got = match loader.load_str(&name, &json, dir) {
             Ok(_) => "(loaded without error)".to_string(),
             Err(e) => e.to_string(),

@@ -500,6 +500,60 @@ mod cli {
         );
     }
 
+    /// Without `--json`: the transcript, the user's answers and (with
+    /// `--trace`) one line per block, in conversation order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_transcript_shows_the_conversation_in_order() {
+        let api = DemoApi::start().await.unwrap();
+        let mut args = vec![
+            "run".to_string(),
+            demo::flow_path("complex-call.json").display().to_string(),
+            "--module-dir".into(),
+            demo::module_dir().display().to_string(),
+            "--resolve".into(),
+            format!("demo.chatflow.test={}", api.addr()),
+            "--allow-loopback".into(),
+            "--allow-host".into(),
+            "demo.chatflow.test".into(),
+            "--trace".into(),
+        ];
+        let out = chatflow(args.clone()).await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        let at = |needle: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle:?} not in:\n{stdout}"))
+        };
+        let summarize = at("summarize");
+        assert!(lines[summarize].contains("fuel"), "{}", lines[summarize]);
+        assert!(
+            lines[summarize].contains("4 HTTP call(s)"),
+            "{}",
+            lines[summarize]
+        );
+        let message = at("bot  You have 5 orders (2 open).");
+        let details = at("bot  Total spent: 128.47 GBP over 3 pages");
+        assert!(summarize < message && message < details, "{stdout}");
+
+        // An input block's answer is echoed where it was given.
+        args[1] = demo::flow_path("application-status.json")
+            .display()
+            .to_string();
+        args.extend(["--answer".into(), "APP-2024-0042".into()]);
+        let out = chatflow(args).await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let question = stdout.find("bot  What's your application number?").unwrap();
+        let answer = stdout.find("you  APP-2024-0042").unwrap();
+        let status = stdout
+            .find("bot  Application APP-2024-0042: In review")
+            .unwrap();
+        assert!(question < answer && answer < status, "{stdout}");
+    }
+
     /// Exit 1: a flow that stops on an error (the validation Code block's
     /// host is not allowed), and one that waits for an answer nobody gave.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,3 +188,65 @@ async fn one_call_over_the_limit_ends_the_run() {
     assert_eq!(outcome.http_calls, 3);
     assert_eq!(server.hits(), 5);
 }
+
+/// Response headers as the guest reads them: names in lower case, the
+/// values of a repeated name together where the name first appeared, bad
+/// bytes replaced; a body that is not UTF-8 is an error for `text()` naming
+/// the request.
+#[tokio::test]
+async fn response_headers_and_bodies_as_the_guest_reads_them() {
+    use axum::http::{HeaderName, HeaderValue};
+    use axum::response::IntoResponse;
+
+    let app = axum::Router::new().route(
+        "/h",
+        axum::routing::get(|| async {
+            let mut response = "ok".into_response();
+            let headers = response.headers_mut();
+            let set_cookie = HeaderName::from_static("set-cookie");
+            headers.append(&set_cookie, HeaderValue::from_static("a=1"));
+            headers.append("X-Later", HeaderValue::from_static("later"));
+            headers.append(&set_cookie, HeaderValue::from_static("b=2"));
+            headers.append("x-bytes", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+            response
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sb = sandbox();
+    let url = format!("http://{addr}/h");
+    let out = ok(run(&sb, SDK_HTTP, &props([("url", url.as_str())])).await);
+    let headers: Vec<&str> = set(&out, "headers").unwrap().lines().collect();
+    let cookies: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("set-cookie: "))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(cookies.len(), 2, "{headers:?}");
+    assert_eq!(
+        cookies[1],
+        cookies[0] + 1,
+        "repeated values together: {headers:?}"
+    );
+    assert_eq!(headers[cookies[0]], "set-cookie: a=1");
+    assert_eq!(headers[cookies[1]], "set-cookie: b=2");
+    let later = headers.iter().position(|l| *l == "x-later: later").unwrap();
+    assert!(later > cookies[1], "{headers:?}");
+    assert!(headers.contains(&"x-bytes: caf\u{fffd}"), "{headers:?}");
+    server.abort();
+
+    // ISO-8859-1 bytes: `text()` refuses them (the guest reads `bytes()`).
+    let latin1 = TestServer::start().await;
+    let url = latin1.url("/latin1");
+    let outcome = run(&sb, SDK_HTTP, &props([("url", url.as_str())])).await;
+    match failed(&outcome) {
+        RunError::GuestFailed { message, .. } => assert_eq!(
+            message,
+            &format!("response body of GET {url} is not valid UTF-8")
+        ),
+        other => panic!("{other:?}"),
+    }
+}
