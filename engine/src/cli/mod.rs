@@ -13,6 +13,7 @@ use chatflow_engine::Properties;
 
 mod check;
 mod code;
+mod demo;
 mod net_args;
 mod rest;
 mod run;
@@ -37,6 +38,8 @@ enum Command {
     Code(code::Args),
     /// Run a flow and print the conversation.
     Run(run::Args),
+    /// Run the example flows against a demo business API on this machine.
+    Demo(demo::Args),
 }
 
 /// What a subcommand reports back; turned into the process exit code.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Code(args) => code::run(args),
         Command::Run(args) => run::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
