@@ -226,12 +226,31 @@ async fn limit_overrides_are_checked_at_load_and_applied_at_run() {
         assert_eq!(err.problems.len(), 1, "{err}");
         let problem = &err.problems[0];
         assert_eq!(problem.block.as_deref(), Some("code"));
-        assert_eq!(problem.field.as_deref(), Some("limits"));
+        assert_eq!(problem.field, Some(format!("limits.{which}")));
         assert!(matches!(problem.kind, ProblemKind::Limits(_)), "{err}");
         let message = err.to_string();
         assert!(message.contains(which), "{message}");
         assert!(message.contains("over the maximum"), "{message}");
     }
+
+    // Several at once: one problem each.
+    let json = r#"{"name": "l", "start": "code", "blocks": {
+        "code": {"type": "code", "module": "sdk_messages.wasm", "limits": {"messages": 6, "fuel": 3000000000, "wall_time_ms": 0}}
+    }}"#;
+    let fields: Vec<Option<String>> = try_load(&engine, json)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|p| p.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            Some("limits.fuel".to_string()),
+            Some("limits.wall_time_ms".to_string()),
+            Some("limits.messages".to_string())
+        ]
+    );
 
     let within = r#"{"name": "l", "start": "count", "blocks": {
         "count": {"type": "set", "properties": {"count": "3"}, "next": "code"},
