@@ -1,6 +1,6 @@
 //! Flows: loading errors (golden files), and conversations run through the
 //! library against a real loopback server. Code blocks in flows are covered
-//! by `flow_code` with real wasm.
+//! by `flow_code` with real wasm, the example flows by `flow_examples`.
 
 use std::path::Path;
 
@@ -35,6 +35,14 @@ fn load(engine: &Engine, json: &str) -> Flow {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A minimal valid ABI v1 module, supplied to the golden flows' loader as
+/// `abi-v1-minimal.wasm` so that a golden flow can name a module that loads
+/// on every machine (and its `.err` shows only the problem under test).
+const MINIMAL_MODULE: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "chatflow_abi_v1"))
+  (func (export "chatflow_run") (result i32) (i32.const 0)))"#;
+
 /// Every `tests/ui/flows/*.json` must fail to load with exactly the message
 /// in the `.err` file beside it. `BLESS=1` rewrites the `.err` files.
 #[test]
@@ -44,7 +52,11 @@ fn malformed_flows_give_precise_errors() {
     // package, so messages naming them are the same on every machine.
     let dir = Path::new("tests/ui/flows");
     golden::check("flows", "json", |file, json| {
-        match engine.flow_loader().load_str(file, json, dir) {
+        let loader = engine.flow_loader().module(
+            "abi-v1-minimal.wasm",
+            wat::parse_str(MINIMAL_MODULE).unwrap(),
+        );
+        match loader.load_str(file, json, dir) {
             Ok(_) => "(loaded without error)".to_string(),
             Err(e) => e.to_string(),
         }
