@@ -236,10 +236,13 @@ impl Context {
     /// sandbox when only a few fields of a large document are needed; the
     /// parse is cached for the run).
     ///
-    /// Returns a string's text unquoted and any other value as compact JSON
-    /// (`42`, `true`, `{"a":1}`); `Ok(None)` if the property is not set or
-    /// nothing is at the pointer. Fails with [`Error::InvalidArgument`] for a
-    /// pointer that is neither empty nor starts with `/`, and with
+    /// Returns a string's text unquoted and any other value as its JSON text
+    /// as written in the document with the whitespace removed (`42`, `true`,
+    /// `{"b":1,"a":1.50e2}`: member order and number spelling are kept);
+    /// `Ok(None)` if the property is not set or nothing is at the pointer.
+    /// Fails with [`Error::InvalidArgument`] for a pointer that is neither
+    /// empty nor starts with `/` or has a `~` not followed by `0` or `1`
+    /// (checked first, even if the property is not set), and with
     /// [`Error::NotParseable`] if the property is not JSON.
     ///
     /// ```no_run
@@ -271,8 +274,10 @@ impl Context {
     /// (`[n]` counts matching siblings from 1), with an optional final
     /// attribute step: `/order/@id` or `/order/item@id`. A step without a
     /// prefix matches the local name whatever the namespace prefix; a step
-    /// with one (`a:item`) must match exactly. The text is all descendant
-    /// text and CDATA, entities decoded.
+    /// with one (`a:item`) must match exactly; each step picks one element.
+    /// The text is all descendant text and CDATA, entities decoded, line
+    /// endings normalized to `\n`. The exact rules (entities, namespace
+    /// declarations, path syntax) are `xml_select`'s in `docs/abi.md`.
     ///
     /// `Ok(None)` if the property is not set or nothing matches;
     /// [`Error::InvalidArgument`] for bad path syntax; [`Error::NotParseable`]

@@ -90,7 +90,7 @@ pub enum Error {
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 
-    /// An XML error: a document that is not well-formed, an unknown entity,
+    /// An XML error: a document that is not well-formed, an undeclared entity,
     /// a bad path (see [`crate::xml`]).
     #[cfg(feature = "xml")]
     #[error(transparent)]

@@ -13,10 +13,14 @@
 //!
 //! Namespaces: element and attribute names keep their prefix
 //! ([`Element::name`]), [`Element::local_name`] drops it, and
-//! [`Element::namespace`] is the resolved namespace URI. Entities: the five
-//! predefined ones (`&amp;` …) and character references (`&#8211;`,
-//! `&#x2013;`) are decoded; any other entity makes the document not
-//! well-formed (this parser does not read DTDs).
+//! [`Element::namespace`] is the resolved namespace URI (a prefix that is not
+//! declared resolves to none; the document is still read). Entities: the
+//! five predefined ones (`&amp;` …) and character references (`&#8211;`,
+//! `&#x2013;`) are decoded. Any other entity can only be declared in a DTD,
+//! which this parser does not read: in a document with a `<!DOCTYPE>` it is
+//! kept in the text as written (`&name;`), in one without, it makes the
+//! document not well-formed, as XML specifies. Line endings (`\r\n`, `\r`)
+//! in text and CDATA become `\n`, as XML 1.0 specifies.
 //!
 //! ```no_run
 //! use chatflow_sdk::{xml, Context, Result};
@@ -50,8 +54,9 @@ pub enum Error {
     #[error("not well-formed XML: {0}")]
     Syntax(#[from] quick_xml::Error),
     /// An entity reference other than the five predefined ones or a
-    /// character reference.
-    #[error("not well-formed XML: unknown entity `&{name};`")]
+    /// character reference, in a document without a `<!DOCTYPE>` (where it
+    /// cannot have been declared), or in an attribute value.
+    #[error("not well-formed XML: undeclared entity `&{name};`")]
     UnknownEntity {
         /// The entity name, without `&` and `;`.
         name: String,
@@ -110,11 +115,19 @@ impl Element {
 
     /// The value of attribute `name`, entities decoded. A name without a
     /// prefix matches an attribute's local name whatever its prefix; a name
-    /// with one must match exactly.
+    /// with one must match exactly; the first match in document order wins.
+    /// Namespace declarations are matched only by their exact name
+    /// (`attr("xmlns:h")`), never by a local name (`attr("h")`).
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
-            .find(|(n, _)| name_matches(name, n))
+            .find(|(n, _)| {
+                if is_namespace_declaration(n) {
+                    n == name
+                } else {
+                    name_matches(name, n)
+                }
+            })
             .map(|(_, v)| v.as_str())
     }
 
@@ -201,6 +214,7 @@ pub fn parse(text: &str) -> Result<Element, Error> {
     let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut has_doctype = false;
     loop {
         let (ns, event) = reader.read_resolved_event()?;
         let namespace = match ns {
@@ -238,6 +252,8 @@ pub fn parse(text: &str) -> Result<Element, Error> {
                     Some(ch) => ch.to_string(),
                     None => match quick_xml::escape::resolve_predefined_entity(&r) {
                         Some(s) => s.to_string(),
+                        // A DTD may declare it; DTDs are not read.
+                        None if has_doctype => format!("&{};", &*r),
                         None => {
                             return Err(Error::UnknownEntity {
                                 name: r.to_string(),
@@ -250,7 +266,8 @@ pub fn parse(text: &str) -> Result<Element, Error> {
                 }
                 push_text(&mut stack, &decoded)?;
             }
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::DocType(_) => has_doctype = true,
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
             Event::Eof => break,
         }
     }
@@ -268,7 +285,12 @@ pub fn parse(text: &str) -> Result<Element, Error> {
 /// - an optional final attribute step: `/order/@id` or `/order/item@id`;
 /// - a step without a prefix matches the local name whatever the prefix; a
 ///   step with one (`a:item`) must match the name exactly;
-/// - an element's text is all its descendant text and CDATA.
+/// - each step picks one element (the first match, or the n-th) and the next
+///   step looks only inside it: `/a/b/c` finds nothing when the first `<b>`
+///   has no `<c>`, even if a later `<b>` has one;
+/// - an element's text is all its descendant text and CDATA;
+/// - an attribute step follows the same prefix rule and never matches a
+///   namespace declaration (`xmlns`, `xmlns:p`).
 ///
 /// `Ok(None)` when nothing matches.
 ///
@@ -415,9 +437,13 @@ impl<'a> Path<'a> {
                     let idx = idx
                         .strip_suffix(']')
                         .ok_or_else(|| bad("`[` must be closed by `]`"))?;
-                    let n: usize = idx
-                        .parse()
-                        .map_err(|_| bad("`[n]` must hold a number from 1"))?;
+                    if idx.starts_with('0') && idx.len() > 1 {
+                        return Err(bad("`[n]` has no leading zero"));
+                    }
+                    if idx.is_empty() || !idx.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad("`[n]` must hold a number from 1"));
+                    }
+                    let n: usize = idx.parse().map_err(|_| bad("`[n]` is too large"))?;
                     if n == 0 {
                         return Err(bad("`[n]` counts from 1"));
                     }
@@ -430,7 +456,8 @@ impl<'a> Path<'a> {
             }
             if !valid_name(name) {
                 return Err(bad(
-                    "a step name may not contain whitespace, `[`, `]` or `@`",
+                    "a step name may not contain whitespace or `[ ] @ / < > & \" '`, \
+                     nor more than one `:`, nor start or end with `:`",
                 ));
             }
             steps.push(Step { name, index });
@@ -477,16 +504,32 @@ impl<'a> Path<'a> {
     fn apply(&self, root: &Element) -> Option<String> {
         let element = *self.elements(root, false).first()?;
         match self.attr {
-            Some(attr) => element.attr(attr).map(str::to_string),
+            Some(attr) => element
+                .attributes
+                .iter()
+                .find(|(n, _)| !is_namespace_declaration(n) && name_matches(attr, n))
+                .map(|(_, v)| v.clone()),
             None => Some(element.text()),
         }
     }
 }
 
+/// A step or attribute name: no whitespace, no path or markup characters,
+/// at most one `:` and not at either end (the host's rule).
 fn valid_name(name: &str) -> bool {
-    !name
-        .chars()
-        .any(|c| c.is_whitespace() || matches!(c, '[' | ']' | '@' | '/'))
+    !name.is_empty()
+        && !name.chars().any(|c| {
+            c.is_whitespace() || matches!(c, '[' | ']' | '@' | '/' | '<' | '>' | '&' | '"' | '\'')
+        })
+        && name.split(':').count() <= 2
+        && !name.starts_with(':')
+        && !name.ends_with(':')
+}
+
+/// `xmlns` or `xmlns:prefix`: a namespace declaration, not an attribute
+/// for paths.
+fn is_namespace_declaration(name: &str) -> bool {
+    name == "xmlns" || name.starts_with("xmlns:")
 }
 
 #[cfg(test)]
@@ -556,6 +599,14 @@ mod tests {
             "/a@id/b",
             "/a b",
             "/a/@i d",
+            "/a[01]",
+            "/a[+1]",
+            "/a[ 1]",
+            "/a:b:c",
+            "/:a",
+            "/a:",
+            "/a<",
+            "/a/@x:",
         ] {
             let err = select(DOC, path).unwrap_err();
             assert!(matches!(err, Error::Path { .. }), "{path}: {err:?}");
@@ -603,6 +654,11 @@ mod tests {
             ("<a></b>", "syntax"),
             ("<a/><b/>", "two roots"),
             ("<a>&nbsp;</a>", "unknown entity"),
+            (
+                "<!DOCTYPE a><a x='&nbsp;'/>",
+                "unknown entity in an attribute",
+            ),
+            ("\u{a0}<a/>", "non-XML whitespace before the root"),
             ("<a x='1' x='2'/>", "duplicate attribute"),
             ("<a>&#0;</a>", "bad char ref"),
             ("<a></a>trailing", "text after root"),
@@ -619,5 +675,54 @@ mod tests {
     fn whitespace_and_line_endings() {
         let root = parse("\n  <a>\r\n line\r\n</a>\n").unwrap();
         assert_eq!(root.text(), "\n line\n");
+        // CDATA too (XML 1.0 normalizes the whole document); a character
+        // reference to CR is kept.
+        let doc = "<a>x\r\ny<![CDATA[p\r\nq\rr]]>z\rw&#13;</a>";
+        assert_eq!(
+            select(doc, "/a").unwrap().as_deref(),
+            Some("x\nyp\nq\nrz\nw\r")
+        );
+    }
+
+    #[test]
+    fn other_entities_need_a_doctype() {
+        let doc = "<!DOCTYPE a [<!ENTITY e \"E\">]>\n<a>x&e;y&amp;</a>";
+        assert_eq!(select(doc, "/a").unwrap().as_deref(), Some("x&e;y&"));
+        assert!(matches!(
+            parse("<a>x&e;</a>"),
+            Err(Error::UnknownEntity { name }) if name == "e"
+        ));
+    }
+
+    #[test]
+    fn undeclared_prefixes_are_read() {
+        let doc = "<x:a y:k='v'><x:b>t</x:b></x:a>";
+        let root = parse(doc).unwrap();
+        assert_eq!(root.namespace(), None);
+        assert_eq!(select(doc, "/a/b").unwrap().as_deref(), Some("t"));
+        assert_eq!(select(doc, "/x:a/x:b").unwrap().as_deref(), Some("t"));
+        assert_eq!(select(doc, "/a/@k").unwrap().as_deref(), Some("v"));
+        assert_eq!(select(doc, "/z:a").unwrap(), None);
+    }
+
+    #[test]
+    fn namespace_declarations_are_not_attributes_for_paths() {
+        let doc = "<a xmlns:p='u' xmlns='d' p:id='1' id='2'/>";
+        for path in ["/a/@p", "/a/@xmlns:p", "/a/@xmlns"] {
+            assert_eq!(select(doc, path).unwrap(), None, "{path}");
+        }
+        assert_eq!(select(doc, "/a/@id").unwrap().as_deref(), Some("1"));
+        assert_eq!(select(doc, "/a/@p:id").unwrap().as_deref(), Some("1"));
+        let root = parse(doc).unwrap();
+        assert_eq!(root.attr("p"), None);
+        assert_eq!(root.attr("xmlns:p"), Some("u"));
+        assert_eq!(root.attr("xmlns"), Some("d"));
+    }
+
+    #[test]
+    fn each_step_picks_one_element() {
+        let doc = "<a><b/><b><c>x</c></b></a>";
+        assert_eq!(select(doc, "/a/b/c").unwrap(), None);
+        assert_eq!(select(doc, "/a/b[2]/c").unwrap().as_deref(), Some("x"));
     }
 }

@@ -248,12 +248,22 @@ fn select_json_bad() {
         .property("doc", ORDER)
         .property("text", "not json")
         .run(|ctx| {
+            for bad in ["order/id", "/order/a~2b", "/order~"] {
+                assert!(
+                    matches!(
+                        ctx.select_json("doc", bad),
+                        Err(Error::InvalidArgument {
+                            call: "select_json",
+                            ..
+                        })
+                    ),
+                    "{bad}"
+                );
+            }
+            // A bad pointer is reported before a missing property.
             assert!(matches!(
-                ctx.select_json("doc", "order/id"),
-                Err(Error::InvalidArgument {
-                    call: "select_json",
-                    ..
-                })
+                ctx.select_json("unset", "x"),
+                Err(Error::InvalidArgument { .. })
             ));
             match ctx.select_json("text", "/x") {
                 Err(Error::NotParseable { name, message }) => {
@@ -348,7 +358,7 @@ fn xml_in_the_guest() {
         });
     assert_eq!(
         outcome.failure_message(),
-        Some("not well-formed XML: unknown entity `&bogus;`")
+        Some("not well-formed XML: undeclared entity `&bogus;`")
     );
 }
 
@@ -440,11 +450,36 @@ fn http_errors_are_typed_bad() {
                 http::Request::get("ftp://files.example.com/").send(),
                 Err(http::Error::Denied { .. })
             ));
+            // Refused as the engine refuses them, before anything is sent:
+            // names that are not HTTP tokens or that the client manages,
+            // values with control characters, a zero timeout, no host.
+            for (name, value) in [
+                ("bad name", "v"),
+                ("bad:name", "v"),
+                ("Host", "other.example.com"),
+                ("content-length", "3"),
+                ("Transfer-Encoding", "chunked"),
+                ("x-ok", "line\nbreak"),
+                ("x-ok", "bell\u{7}"),
+            ] {
+                let err = http::Request::get("https://a.example.com/")
+                    .header(name, value)
+                    .send()
+                    .unwrap_err();
+                assert!(
+                    matches!(err, http::Error::Invalid { .. }),
+                    "{name}: {err:?}"
+                );
+            }
             assert!(matches!(
                 http::Request::get("https://a.example.com/")
-                    .header("bad name", "v")
+                    .timeout(std::time::Duration::ZERO)
                     .send(),
                 Err(http::Error::Invalid { .. })
+            ));
+            assert!(matches!(
+                http::Request::get("mailto:ada@example.com").send(),
+                Err(http::Error::Denied { .. })
             ));
             let unmatched = http::Request::get("https://nostub.example.com/")
                 .send()
@@ -467,7 +502,7 @@ fn http_errors_are_typed_bad() {
     outcome.assert_success();
     assert_eq!(
         outcome.requests().len(),
-        8,
+        16,
         "every request is recorded and counted"
     );
 }
@@ -598,4 +633,32 @@ fn sdk_calls_outside_a_run_explain_themselves() {
 )]
 fn test_host_rejects_invalid_starting_properties() {
     let _ = TestHost::new().property(" x", "1");
+}
+
+/// Response headers are listed as the engine lists them: names in lower
+/// case, the values of a repeated name together where it first appeared.
+#[test]
+fn repeated_response_headers_are_listed_together() {
+    let outcome = TestHost::new()
+        .stub(
+            Stub::get("https://api.example.com/h")
+                .header("Set-Cookie", "a=1")
+                .header("X-Later", "later")
+                .header("set-cookie", "b=2"),
+        )
+        .run(|ctx| {
+            let response = http::Request::get("https://api.example.com/h").send()?;
+            let headers: Vec<String> = response
+                .headers()
+                .iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect();
+            ctx.set("headers", headers.join("\n"))?;
+            Ok(())
+        });
+    outcome.assert_success();
+    assert_eq!(
+        outcome.property("headers"),
+        Some("set-cookie: a=1\nset-cookie: b=2\nx-later: later")
+    );
 }

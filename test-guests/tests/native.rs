@@ -148,7 +148,7 @@ fn err_modes() {
         ),
         (
             Some("invalid_name"),
-            "set: property name \"{bad}\" contains '{'",
+            "set: property name \"{bad}\" contains '{', which is not allowed in names",
         ),
     ];
     for (mode, want) in cases {
@@ -228,9 +228,9 @@ fn http_success_and_errors() {
 
 #[test]
 fn selectors() {
-    // Keys in sorted order: the ABI does not fix the key order of a
-    // selected object's compact JSON, so the test does not depend on it.
-    let doc = r#"{"user": {"age": 36, "name": "Ada", "roles": ["admin", "dev"]}}"#;
+    // A selected object is its text as written, whitespace removed: member
+    // order and number spelling are kept (docs/abi.md), as in the engine.
+    let doc = r#"{"user": {"name": "Ada", "age": 36, "roles": ["admin", "dev"], "score": 1.50e2}}"#;
     let outcome = TestHost::new()
         .property("doc", doc)
         .property(
@@ -339,6 +339,20 @@ fn messages_and_logs() {
     outcome.assert_success();
     assert_eq!(outcome.messages(), ["message 1", "message 2"]);
     assert_eq!(outcome.logs().len(), 4 + 3);
+    assert_eq!(outcome.logs_dropped(), 0);
+
+    // The log budget, as the engine's sdk::messages test sets it: lines
+    // that do not fit are dropped whole and counted, the run goes on.
+    let outcome = TestHost::new()
+        .property("count", "1")
+        .property("log_lines", "100")
+        .max_log_bytes(2_000)
+        .run(sdk_messages::run);
+    outcome.assert_success();
+    let kept: usize = outcome.logs().iter().map(|l| l.message.len()).sum();
+    assert!(kept <= 2_000, "{kept}");
+    assert_eq!(outcome.logs().len() as u64 + outcome.logs_dropped(), 104);
+    assert_eq!(outcome.logs().len(), 4 + 19);
 }
 
 #[test]
@@ -467,5 +481,62 @@ fn alloc_patterns() {
         assert!(outcome.failure_message().unwrap().contains("sideways"));
         let outcome = TestHost::new().property("mode", "hold").run(run);
         assert!(outcome.failure_message().unwrap().contains("chunks"));
+    }
+}
+
+/// The selector cases of `selector_cases.json` (the ABI's open corners: line
+/// endings, entities, prefixes, namespace declarations, path syntax, JSON
+/// text as written, the order of checks): the test host's selectors and the
+/// SDK's own `xml::select` in the guest give exactly the expected results.
+/// The engine's `sdk::selectors` test runs the same file in the sandbox.
+#[test]
+fn selector_cases_agree_with_the_abi() {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        about: String,
+        doc: Option<String>,
+        #[serde(default)]
+        json: Vec<(String, String)>,
+        #[serde(default)]
+        xml: Vec<(String, String)>,
+    }
+    let cases: Vec<Case> = serde_json::from_str(include_str!("selector_cases.json")).unwrap();
+    for case in cases {
+        let lines = |list: &[(String, String)]| {
+            list.iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut host = TestHost::new().property("compare_in_guest", "true");
+        if let Some(doc) = &case.doc {
+            host = host.property("doc", doc.clone());
+        }
+        if !case.json.is_empty() {
+            host = host.property("json_pointers", lines(&case.json));
+        }
+        if !case.xml.is_empty() {
+            host = host.property("xml_paths", lines(&case.xml));
+        }
+        let outcome = host.run(sdk_selectors::run);
+        outcome.assert_success();
+        for (kind, list) in [("json", &case.json), ("xml", &case.xml)] {
+            for (i, (selector, want)) in list.iter().enumerate() {
+                let got = outcome.property(&format!("{kind}_{i}"));
+                assert_eq!(
+                    got,
+                    Some(want.as_str()),
+                    "{}: {kind} {selector:?}",
+                    case.about
+                );
+                // The guest's own XML parse agrees with the host selector
+                // (its JSON side is serde_json's Value, compared by the
+                // engine's test semantically).
+                if kind == "xml" && case.doc.is_some() {
+                    let guest = outcome.property(&format!("{kind}_{i}_guest"));
+                    assert_eq!(guest, got, "{}: in the guest, {selector:?}", case.about);
+                }
+            }
+        }
     }
 }

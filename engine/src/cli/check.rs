@@ -1,4 +1,5 @@
-//! `chatflow check MODULE`: validate a Code block module against ABI v1.
+//! `chatflow check MODULE | FLOW.json`: validate a Code block module against
+//! ABI v1, or a flow file (everything loading checks, modules included).
 
 use std::path::{Path, PathBuf};
 
@@ -12,17 +13,26 @@ use super::Status;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit codes: 0 valid, 2 invalid (every reason is listed).\n\n\
-Example:\n  chatflow check target/wasm32-unknown-unknown/release/parse_order.wasm"
+Examples:\n  chatflow check target/wasm32-unknown-unknown/release/parse_order.wasm\n  \
+chatflow check examples/flows/crm-profile.json --module-dir /tmp/chatflow-modules"
 )]
 pub struct Args {
-    /// The module: a `.wasm` file, or a `.wat` text file.
+    /// The module (a `.wasm` file, or a `.wat` text file), or a flow file
+    /// (`.json`).
     module: PathBuf,
+    /// For a flow: resolve Code blocks' relative module paths against this
+    /// directory instead of the flow file's.
+    #[arg(long, value_name = "DIR")]
+    module_dir: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> Result<Status> {
+    if args.module.extension().is_some_and(|e| e == "json") {
+        return check_flow(&args);
+    }
     let wasm = match read_module(&args.module)? {
         Ok(wasm) => wasm,
         Err(message) => {
@@ -105,4 +115,55 @@ pub fn read_module(path: &Path) -> Result<Result<Vec<u8>, String>> {
             .map_err(|e| format!("not valid WAT: {e}")));
     }
     Ok(Ok(bytes))
+}
+
+/// `chatflow check FLOW.json`: load the flow as `chatflow run` would (every
+/// problem reported, each with its block and field).
+fn check_flow(args: &Args) -> Result<Status> {
+    let engine = chatflow_engine::Engine::new(chatflow_engine::EngineConfig::default())
+        .context("starting the engine")?;
+    let mut loader = engine.flow_loader();
+    if let Some(dir) = &args.module_dir {
+        loader = loader.module_dir(dir);
+    }
+    match loader.load_file(&args.module) {
+        Ok(flow) => {
+            let blocks: Vec<serde_json::Value> = flow
+                .block_ids()
+                .map(|id| serde_json::json!({"id": id, "type": flow.block_type(id)}))
+                .collect();
+            if args.json {
+                let out = serde_json::json!({
+                    "valid": true,
+                    "name": flow.name(),
+                    "start": flow.start(),
+                    "blocks": blocks,
+                    "warnings": flow.warnings().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                });
+                println!("{out:#}");
+            } else {
+                println!(
+                    "{}: valid flow {:?}: {} blocks, starts at {:?}",
+                    args.module.display(),
+                    flow.name(),
+                    blocks.len(),
+                    flow.start()
+                );
+                for warning in flow.warnings() {
+                    println!("  warning: {warning}");
+                }
+            }
+            Ok(Status::Ok)
+        }
+        Err(err) => {
+            if args.json {
+                let errors: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+                let out = serde_json::json!({ "valid": false, "errors": errors });
+                println!("{out:#}");
+            } else {
+                eprintln!("{err}");
+            }
+            Ok(Status::Invalid)
+        }
+    }
 }

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use chatflow_engine::net::{HttpClient, NetPolicy};
+use chatflow_engine::net::HttpClient;
 use chatflow_engine::sandbox::{LimitOverrides, Outcome, RunError, Sandbox, SandboxConfig};
 
 use super::check::{read_module, reasons};
+use super::net_args::NetArgs;
 use super::{Status, parse_sets};
 
 /// Arguments of `chatflow code`.
@@ -33,19 +34,10 @@ pub struct Args {
     /// Wall-clock limit of the run, in milliseconds.
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
-    /// Allow the module's HTTP requests to this host pattern:
-    /// `api.example.com`, `*.example.com`, `127.0.0.1`, `[::1]:8080`.
-    /// Repeatable. Without any, every host is allowed (public addresses
-    /// only). The same network policy as `chatflow rest`.
-    #[arg(long = "allow-host", value_name = "PATTERN")]
-    allow_hosts: Vec<String>,
-    /// Allow loopback addresses (127.0.0.0/8, ::1) for any allowed host.
-    #[arg(long)]
-    allow_loopback: bool,
-    /// Allow private addresses (10/8, 172.16/12, 192.168/16, 100.64/10,
-    /// fc00::/7).
-    #[arg(long)]
-    allow_private: bool,
+    /// The network policy for the module's HTTP requests (the same as for
+    /// `chatflow rest`).
+    #[command(flatten)]
+    net: NetArgs,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -66,15 +58,13 @@ pub fn run(args: Args) -> Result<Status> {
             return Ok(Status::Invalid);
         }
     };
-    let mut policy = NetPolicy::default();
-    for pattern in &args.allow_hosts {
-        if let Err(err) = policy.allow_host(pattern) {
-            eprintln!("error: --allow-host {pattern:?}: {err}");
+    let policy = match args.net.policy() {
+        Ok(policy) => policy,
+        Err(err) => {
+            eprintln!("error: {err:#}");
             return Ok(Status::Invalid);
         }
-    }
-    policy.allow_loopback = args.allow_loopback;
-    policy.allow_private = args.allow_private;
+    };
     let runtime = super::runtime()?;
     let http = runtime
         .block_on(async { HttpClient::new(policy) })

@@ -14,6 +14,7 @@ use chatflow_engine::Properties;
 mod bench;
 mod check;
 mod code;
+mod demo;
 mod net_args;
 mod rest;
 mod run;
@@ -38,6 +39,8 @@ enum Command {
     Code(code::Args),
     /// Run a flow and print the conversation.
     Run(run::Args),
+    /// Run the example flows against a demo business API on this machine.
+    Demo(demo::Args),
     /// Time a Code block over many runs: time, fuel, fuel per input byte.
     Bench(bench::Args),
 }
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Code(args) => code::run(args),
         Command::Run(args) => run::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use chatflow_engine::Properties;
-use chatflow_engine::net::{HttpClient, NetPolicy};
+use chatflow_engine::net::HttpClient;
 use chatflow_engine::rest::{BodyEncoding, Param, RestConfig, RestMethod, RestOutcome};
 
+use super::net_args::NetArgs;
 use super::{Status, parse_sets, runtime};
 
 const EXAMPLES: &str = "\
@@ -88,18 +89,8 @@ pub struct Args {
     /// The response body cap in bytes (default 1 MiB, at most 16 MiB).
     #[arg(long, value_name = "BYTES")]
     max_response_bytes: Option<u64>,
-    /// Allow requests to this host pattern: `api.example.com`,
-    /// `*.example.com`, `127.0.0.1`, `[::1]:8080`. Repeatable. Without any, every host is allowed
-    /// (public addresses only).
-    #[arg(long = "allow-host", value_name = "PATTERN")]
-    allow_hosts: Vec<String>,
-    /// Allow loopback addresses (127.0.0.0/8, ::1) for any allowed host.
-    #[arg(long)]
-    allow_loopback: bool,
-    /// Allow private addresses (10/8, 172.16/12, 192.168/16, 100.64/10,
-    /// fc00::/7).
-    #[arg(long)]
-    allow_private: bool,
+    #[command(flatten)]
+    net: NetArgs,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -135,12 +126,7 @@ pub fn run(args: Args) -> Result<Status> {
         }
     };
 
-    let mut policy = NetPolicy::default();
-    for pattern in &args.allow_hosts {
-        policy.allow_host(pattern).context("--allow-host")?;
-    }
-    policy.allow_loopback = args.allow_loopback;
-    policy.allow_private = args.allow_private;
+    let policy = args.net.policy()?;
 
     let outcome = runtime()?.block_on(async {
         let client = HttpClient::new(policy)?;

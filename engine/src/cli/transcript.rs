@@ -35,7 +35,7 @@ pub fn answer_line(answer: &str) -> String {
 
 fn step_line(step: &Step) -> String {
     let mut line = format!(
-        "     · {:<14} {:<8} {:<13}",
+        "     · {:<20} {:<8} {:<13}",
         step.block,
         step.block_type.as_str(),
         outcome(step)
@@ -43,6 +43,10 @@ fn step_line(step: &Step) -> String {
     let _ = write!(line, " {:>9}", duration(step.duration));
     if let Some(status) = step.http_status {
         let _ = write!(line, "  HTTP {status}");
+    }
+    if let Some(hops) = step.redirects {
+        let s = if hops == 1 { "" } else { "s" };
+        let _ = write!(line, " after {hops} redirect{s}");
     }
     if let Some(fuel) = step.fuel_used {
         let _ = write!(line, "  fuel {}", thousands(fuel));

@@ -468,11 +468,19 @@ impl<'e> FlowLoader<'e> {
                 let sandbox = self.engine.sandbox();
                 let limits = match sandbox
                     .default_limits()
-                    .resolve(&config.limits, &sandbox.config().max_limits)
+                    .resolve_all(&config.limits, &sandbox.config().max_limits)
                 {
                     Ok(limits) => Some(limits),
-                    Err(e) => {
-                        ctx.problem(Some("limits".into()), ProblemKind::Limits(e));
+                    Err(errors) => {
+                        for e in errors {
+                            let field = match &e {
+                                sandbox::LimitError::OverMaximum { which, .. }
+                                | sandbox::LimitError::Zero { which } => {
+                                    format!("limits.{which}")
+                                }
+                            };
+                            ctx.problem(Some(field), ProblemKind::Limits(e));
+                        }
                         None
                     }
                 };

@@ -162,6 +162,9 @@ pub struct Step {
     /// REST API block: the last HTTP status received.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
+    /// REST API block: how many `301` redirects were followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<u32>,
     /// Code block: fuel used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel_used: Option<u64>,
@@ -426,6 +429,7 @@ impl Engine {
                         None,
                     );
                     s.http_status = outcome.status.map(|st| st.as_u16());
+                    s.redirects = Some(outcome.redirects).filter(|r| *r > 0);
                     s.duration = outcome.duration;
                     if outcome.stop {
                         let error = outcome.error.expect("a stopping outcome carries its error");
@@ -545,6 +549,7 @@ fn step(
         outcome,
         duration: started.elapsed(),
         http_status: None,
+        redirects: None,
         fuel_used: None,
         http_calls: None,
         logs: Vec::new(),

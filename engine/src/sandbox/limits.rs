@@ -203,6 +203,22 @@ impl Limits {
     /// [`LimitError::Zero`] for a zero fuel, memory or wall-time limit, which
     /// could never let a run start.
     pub fn resolve(&self, overrides: &LimitOverrides, max: &Limits) -> Result<Limits, LimitError> {
+        self.resolve_all(overrides, max)
+            .map_err(|mut errors| errors.remove(0))
+    }
+
+    /// [`Limits::resolve`], reporting every limit that is over its maximum
+    /// or zero (in [`LimitKind::ALL`] order) instead of the first: what a
+    /// flow loader shows an author who asked for several at once.
+    ///
+    /// # Errors
+    ///
+    /// At least one [`LimitError`], as for [`Limits::resolve`].
+    pub fn resolve_all(
+        &self,
+        overrides: &LimitOverrides,
+        max: &Limits,
+    ) -> Result<Limits, Vec<LimitError>> {
         let mut out = *self;
         let o = overrides;
         if let Some(v) = o.fuel {
@@ -232,8 +248,12 @@ impl Limits {
         if let Some(v) = o.log_bytes {
             out.log_bytes = v;
         }
-        out.check(max)?;
-        Ok(out)
+        let errors = out.problems(max);
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Checks these limits against the operator's maximums `max`.
@@ -242,26 +262,34 @@ impl Limits {
     ///
     /// As for [`Limits::resolve`].
     pub fn check(&self, max: &Limits) -> Result<(), LimitError> {
+        match self.problems(max).into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Every limit over its maximum or zero, in [`LimitKind::ALL`] order.
+    fn problems(&self, max: &Limits) -> Vec<LimitError> {
+        let mut errors = Vec::new();
         for which in LimitKind::ALL {
             let value = self.get(which);
             let limit = max.get(which);
             if value > limit {
-                return Err(LimitError::OverMaximum {
+                errors.push(LimitError::OverMaximum {
                     which,
                     value,
                     max: limit,
                 });
-            }
-            if value == 0
+            } else if value == 0
                 && matches!(
                     which,
                     LimitKind::Fuel | LimitKind::MemoryBytes | LimitKind::WallTime
                 )
             {
-                return Err(LimitError::Zero { which });
+                errors.push(LimitError::Zero { which });
             }
         }
-        Ok(())
+        errors
     }
 }
 
@@ -466,6 +494,28 @@ mod tests {
         for (o, want) in cases {
             assert_eq!(Limits::default().resolve(&o, &max), Err(want), "{o:?}");
         }
+        // All of them at once: every problem, in LimitKind::ALL order.
+        let all = LimitOverrides {
+            wall_time_ms: Some(60_001),
+            fuel: Some(max.fuel + 1),
+            memory_bytes: Some(0),
+            ..Default::default()
+        };
+        let errors = Limits::default().resolve_all(&all, &max).unwrap_err();
+        let kinds: Vec<LimitKind> = errors
+            .iter()
+            .map(|e| match e {
+                LimitError::OverMaximum { which, .. } | LimitError::Zero { which } => *which,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [LimitKind::Fuel, LimitKind::MemoryBytes, LimitKind::WallTime]
+        );
+        assert_eq!(
+            Limits::default().resolve(&all, &max),
+            Err(errors[0].clone())
+        );
         let typo = serde_json::from_str::<LimitOverrides>(r#"{"fule": 5}"#);
         assert!(
             typo.unwrap_err()

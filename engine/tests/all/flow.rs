@@ -1,8 +1,8 @@
 //! Flows: loading errors (golden files), and conversations run through the
 //! library against a real loopback server. Code blocks in flows are covered
-//! by `flow_code` with real wasm.
+//! by `flow_code` with real wasm, the example flows by `flow_examples`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chatflow_engine::flow::{
     Conversation, Position, ProblemKind, StepOutcome, StopError, TurnStatus,
@@ -11,8 +11,8 @@ use chatflow_engine::net::{NetError, StatusCode};
 use chatflow_engine::rest::RestError;
 use chatflow_engine::{Engine, EngineConfig, Flow, Properties};
 
-use crate::support::loopback_policy;
 use crate::support::server::TestServer;
+use crate::support::{golden, loopback_policy};
 
 /// Host name the flows in these tests use for the test server, pinned to
 /// its loopback address with `NetPolicy::resolve`.
@@ -35,49 +35,32 @@ fn load(engine: &Engine, json: &str) -> Flow {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A minimal valid ABI v1 module, supplied to the golden flows' loader as
+/// `abi-v1-minimal.wasm` so that a golden flow can name a module that loads
+/// on every machine (and its `.err` shows only the problem under test).
+const MINIMAL_MODULE: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "chatflow_abi_v1"))
+  (func (export "chatflow_run") (result i32) (i32.const 0)))"#;
+
 /// Every `tests/ui/flows/*.json` must fail to load with exactly the message
 /// in the `.err` file beside it. `BLESS=1` rewrites the `.err` files.
 #[test]
 fn malformed_flows_give_precise_errors() {
     let engine = Engine::new(EngineConfig::default()).unwrap();
-    // Relative (tests run in the package directory) so that messages naming
-    // module paths are the same on every machine.
+    // Module paths resolve against the golden directory, relative to the
+    // package, so messages naming them are the same on every machine.
     let dir = Path::new("tests/ui/flows");
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    inputs.sort();
-    assert!(
-        inputs.len() >= 15,
-        "golden files missing in {}",
-        dir.display()
-    );
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut failures = Vec::new();
-    for input in &inputs {
-        let name = input.file_name().unwrap().to_string_lossy();
-        let json = std::fs::read_to_string(input).unwrap();
-        let got = match engine.flow_loader().load_str(&name, &json, dir) {
+    golden::check("flows", "json", |file, json| {
+        let loader = engine.flow_loader().module(
+            "abi-v1-minimal.wasm",
+            wat::parse_str(MINIMAL_MODULE).unwrap(),
+        );
+        match loader.load_str(file, json, dir) {
             Ok(_) => "(loaded without error)".to_string(),
             Err(e) => e.to_string(),
-        };
-        let expected_path = input.with_extension("err");
-        if bless {
-            std::fs::write(&expected_path, format!("{got}\n")).unwrap();
-            continue;
         }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1)", expected_path.display()));
-        if expected.trim_end() != got {
-            failures.push(format!(
-                "{name}:\n  expected: {}\n  got:      {got}",
-                expected.trim_end()
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    });
 }
 
 #[test]
@@ -432,4 +415,29 @@ async fn answers_only_when_waiting_and_unknown_positions_stop() {
     stale.position = Position::At("removed_block".into());
     let turn = engine.run(&flow, &mut stale).await;
     assert!(matches!(turn.error, Some(StopError::UnknownBlock { .. })));
+}
+
+/// Operators run conversations on a multi-threaded runtime: the engine, the
+/// flow and the future of a run must all move between threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_run_on_spawned_tasks() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let flow = load(&engine, BRANCHES);
+    assert_send_sync(&engine);
+    assert_send_sync(&flow);
+    let mut tasks = Vec::new();
+    for x in ["gold", "-3", "bronze"] {
+        let (engine, flow) = (engine.clone(), flow.clone());
+        tasks.push(tokio::spawn(async move {
+            let props: Properties = [("x", x)].into_iter().collect();
+            let mut conv = engine.start(&flow, props);
+            engine.run(&flow, &mut conv).await.messages[0].text.clone()
+        }));
+    }
+    let mut got = Vec::new();
+    for task in tasks {
+        got.push(task.await.unwrap());
+    }
+    assert_eq!(got, ["equals", "lt", "not_equals"]);
 }

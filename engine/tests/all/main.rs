@@ -6,10 +6,14 @@
 
 #[cfg(feature = "cli")]
 mod cli;
+mod examples;
 mod flow;
+mod flow_code;
+mod flow_examples;
 mod net;
 mod perf;
 mod rest;
 mod sandbox;
+mod sdk;
 mod support;
 mod template;

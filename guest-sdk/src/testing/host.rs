@@ -31,6 +31,9 @@ pub(crate) struct RunState {
     pub(super) fail_message: Option<String>,
     pub(super) last_error: Option<String>,
     pub(super) written_bytes: u64,
+    /// Bytes of the logs kept, and lines dropped over the log budget.
+    pub(super) log_bytes: u64,
+    pub(super) logs_dropped: u64,
     pub(super) denied: Option<String>,
     /// Set by the panic hook when the block panics.
     pub(super) panic_message: Option<String>,
@@ -78,6 +81,8 @@ impl RunState {
             fail_message: None,
             last_error: None,
             written_bytes: 0,
+            log_bytes: 0,
+            logs_dropped: 0,
             denied: None,
             panic_message: None,
         }
@@ -116,14 +121,16 @@ fn copy_out(value: &[u8], buf: &mut [MaybeUninit<u8>]) -> i32 {
     i32::try_from(value.len()).expect("results are smaller than 2 GiB")
 }
 
-/// The engine's property name rule (`chatflow_engine::properties::validate_name`).
+/// The engine's property name rule and messages
+/// (`chatflow_engine::properties::validate_name` and `NameError`), so a
+/// block's error text is the same natively and in the sandbox.
 pub(super) fn name_problem(name: &str) -> Option<String> {
     if name.trim().is_empty() {
         return Some("property name is empty".into());
     }
     if name.len() > MAX_NAME_LEN {
         return Some(format!(
-            "property name is {} bytes long, the maximum is {MAX_NAME_LEN}",
+            "property name is {} bytes long; the limit is {MAX_NAME_LEN}",
             name.len()
         ));
     }
@@ -136,7 +143,9 @@ pub(super) fn name_problem(name: &str) -> Option<String> {
         .chars()
         .find(|c| *c == '{' || *c == '}' || c.is_control())
     {
-        return Some(format!("property name {name:?} contains {ch:?}"));
+        return Some(format!(
+            "property name {name:?} contains {ch:?}, which is not allowed in names"
+        ));
     }
     None
 }
@@ -197,6 +206,16 @@ pub(crate) fn message_send(text: &str) -> i32 {
 pub(crate) fn log(level: i32, msg: &str) {
     with(|run| {
         let level = Level::from_i32(level);
+        // As the engine: a line that does not fit in what is left of the
+        // budget is dropped whole and counted; a later, shorter one may fit.
+        let len = msg.len() as u64;
+        if let Some(max) = run.host.limits.log_bytes
+            && run.log_bytes + len > max
+        {
+            run.logs_dropped += 1;
+            return;
+        }
+        run.log_bytes += len;
         // Printed so that `cargo test` shows a failing test's logs (the test
         // harness captures this output and prints it only on failure).
         eprintln!("[code block {level}] {msg}");
@@ -278,11 +297,8 @@ pub(crate) fn http_request(request_json: &[u8]) -> i32 {
             }
         };
         for (name, value) in &request.headers {
-            if name.is_empty()
-                || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
-                || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
-            {
-                return run.error(INVALID, format!("invalid header {name:?}"));
+            if let Some(problem) = header_problem(name, value) {
+                return run.error(INVALID, problem);
             }
         }
         let shown = crate::http::redact(&request.url);
@@ -292,11 +308,20 @@ pub(crate) fn http_request(request_json: &[u8]) -> i32 {
                 .get_or_insert_with(|| format!("{shown}: {message}"));
             return run.error(DENIED, message);
         }
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let Some(host) = url.host_str() else {
+            return run.error(INVALID, "invalid request: the url has no host".to_string());
+        };
+        let host = host.to_ascii_lowercase();
         if let Some(message) = run.host.policy_denies(&host) {
             run.denied
                 .get_or_insert_with(|| format!("{shown}: {message}"));
             return run.error(DENIED, message);
+        }
+        if request.timeout_ms == Some(0) {
+            return run.error(
+                INVALID,
+                "invalid request: the timeout must be more than 0".to_string(),
+            );
         }
         let Some(reply) = run.host.answer(&request) else {
             return run.error(
@@ -327,6 +352,42 @@ pub(crate) fn http_request(request_json: &[u8]) -> i32 {
     })
 }
 
+/// Headers a block may not set (the engine's `net::FORBIDDEN_HEADERS`): the
+/// client manages framing and connections, and `host` must stay the URL's.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+    "proxy-authorization",
+];
+
+/// Why the engine would refuse a request header: a name that is not an
+/// HTTP token or that the client manages, or a value with a control
+/// character other than tab.
+fn header_problem(name: &str, value: &str) -> Option<String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Some(format!("invalid header name {name:?}"));
+    }
+    if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Some(format!(
+            "header {name:?} is set by the client and cannot be set by a block"
+        ));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Some(format!(
+            "header {name:?}: the value contains a control character"
+        ));
+    }
+    None
+}
+
 fn response<R>(handle: i32, f: impl FnOnce(&Reply) -> R) -> Result<R, i32> {
     with(|run| {
         match usize::try_from(handle)
@@ -345,12 +406,27 @@ pub(crate) fn http_response_status(handle: i32) -> i32 {
 
 pub(crate) fn http_response_headers(handle: i32, buf: &mut [MaybeUninit<u8>]) -> i32 {
     response(handle, |reply| {
+        // As the engine lists them: names in lower case, the values of a
+        // repeated name together where the name first appeared.
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in &reply.headers {
+            let name = name.to_ascii_lowercase();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
         let mut text = String::new();
-        for (name, value) in &reply.headers {
-            text.push_str(&name.to_ascii_lowercase());
-            text.push_str(": ");
-            text.push_str(value);
-            text.push('\n');
+        for name in &names {
+            for (_, value) in reply
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                text.push_str(name);
+                text.push_str(": ");
+                text.push_str(value);
+                text.push('\n');
+            }
         }
         copy_out(text.as_bytes(), buf)
     })
@@ -362,31 +438,28 @@ pub(crate) fn http_response_body(handle: i32, buf: &mut [MaybeUninit<u8>]) -> i3
 }
 
 pub(crate) fn json_select(prop: &str, pointer: &str, buf: &mut [MaybeUninit<u8>]) -> i32 {
+    use super::json_pointer::{SelectError, select, tokens};
     with(|run| {
-        if !pointer.is_empty() && !pointer.starts_with('/') {
-            return run.error(
-                INVALID,
-                format!("JSON pointer {pointer:?} must be empty or start with `/`"),
-            );
-        }
+        // The engine's order: pointer syntax, then the property, then the
+        // document, then the pointer's target.
+        let tokens = match tokens(pointer) {
+            Ok(tokens) => tokens,
+            Err(SelectError::Pointer(message) | SelectError::Document(message)) => {
+                return run.error(INVALID, message);
+            }
+        };
         let Some(text) = run.value(prop) else {
             return run.error(NOT_FOUND, format!("property {prop:?} is not set"));
         };
-        let doc: serde_json::Value = match serde_json::from_str(text) {
-            Ok(doc) => doc,
-            Err(err) => {
-                return run.error(
-                    NOT_PARSEABLE,
-                    format!("property {prop:?} is not JSON: {err}"),
-                );
-            }
-        };
-        match doc.pointer(pointer) {
-            Some(serde_json::Value::String(s)) => copy_out(s.as_bytes(), buf),
-            Some(other) => copy_out(other.to_string().as_bytes(), buf),
-            None => run.error(
+        match select(text, &tokens) {
+            Ok(Some(value)) => copy_out(value.as_bytes(), buf),
+            Ok(None) => run.error(
                 NOT_FOUND,
-                format!("nothing at {pointer:?} in property {prop:?}"),
+                format!("nothing at JSON pointer {pointer:?} in property {prop:?}"),
+            ),
+            Err(SelectError::Document(message) | SelectError::Pointer(message)) => run.error(
+                NOT_PARSEABLE,
+                format!("property {prop:?} is not JSON: {message}"),
             ),
         }
     })

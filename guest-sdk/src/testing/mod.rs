@@ -66,7 +66,8 @@
 //!   reported as [`Failure::HttpDenied`] (the root cause), as the engine
 //!   does;
 //! - limits you set ([`TestHost::max_http_calls`] …) end the run at once
-//!   with [`Failure::Limit`].
+//!   with [`Failure::Limit`]; a log budget ([`TestHost::max_log_bytes`])
+//!   drops and counts the lines over it, and the run goes on.
 //!
 //! What it does not do: count fuel, memory or time (a native build is not
 //! the sandbox: check those with `chatflow code` or `chatflow bench`), check
@@ -74,6 +75,7 @@
 //! request is answered by a stub or a handler).
 
 pub(crate) mod host;
+mod json_pointer;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -112,6 +114,7 @@ struct Limits {
     property_value_bytes: Option<u64>,
     written_bytes: Option<u64>,
     messages: Option<u64>,
+    log_bytes: Option<u64>,
 }
 
 impl Default for TestHost {
@@ -253,6 +256,15 @@ impl TestHost {
         self
     }
 
+    /// Keeps at most `max` bytes of log text: a line that does not fit in
+    /// what is left is dropped whole and counted ([`Outcome::logs_dropped`]),
+    /// and the run goes on, as in the engine (whose default budget is
+    /// 64 KiB). By default there is no limit here.
+    pub fn max_log_bytes(mut self, max: u64) -> Self {
+        self.limits.log_bytes = Some(max);
+        self
+    }
+
     /// Runs `block` once, as the engine's `chatflow_run` would, and returns
     /// what it did. Never panics because the block failed or panicked: look
     /// at the [`Outcome`].
@@ -319,6 +331,7 @@ impl TestHost {
                 Vec::new()
             },
             logs: state.logs,
+            logs_dropped: state.logs_dropped,
             requests: state.requests,
             failure,
         }
@@ -738,6 +751,7 @@ pub struct Outcome {
     changes: BTreeMap<String, Option<String>>,
     messages: Vec<String>,
     logs: Vec<LogRecord>,
+    logs_dropped: u64,
     requests: Vec<HttpRequest>,
     failure: Option<Failure>,
 }
@@ -825,6 +839,12 @@ impl Outcome {
     /// The run's log, kept whether it succeeded or not.
     pub fn logs(&self) -> &[LogRecord] {
         &self.logs
+    }
+
+    /// Log lines dropped because they did not fit in
+    /// [`TestHost::max_log_bytes`].
+    pub fn logs_dropped(&self) -> u64 {
+        self.logs_dropped
     }
 
     /// The HTTP requests the block made, in order, including denied and

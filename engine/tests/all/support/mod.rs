@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test module uses a different part
 
+pub mod demo;
+pub mod golden;
+pub mod modules;
 pub mod server;
 
 use chatflow_engine::net::{HttpClient, NetPolicy};

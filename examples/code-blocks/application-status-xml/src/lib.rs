@@ -210,7 +210,7 @@ mod tests {
             ),
             (
                 r#"<application xmlns="urn:example:applications:v1"><status>&eacute;</status></application>"#,
-                "not well-formed XML: unknown entity `&eacute;`",
+                "not well-formed XML: undeclared entity `&eacute;`",
             ),
         ];
         for (doc, want) in cases {

@@ -38,8 +38,9 @@ struct Element {
 
 #[derive(Debug)]
 enum Piece {
-    /// Text (line endings to normalize) or CDATA (verbatim).
-    Text { span: Range<usize>, cdata: bool },
+    /// Text or CDATA (line endings to normalize), or an entity reference
+    /// kept as written (`verbatim`).
+    Text { span: Range<usize>, verbatim: bool },
     /// A character or predefined entity reference, resolved.
     Char(char),
     /// A predefined entity.
@@ -99,17 +100,16 @@ impl<'p> XmlPath<'p> {
                 }
                 continue;
             }
-            let (name, index) = match element.split_once('[') {
-                None => (element, 1),
-                Some((name, index)) => {
-                    let index = index
-                        .strip_suffix(']')
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .filter(|n| *n >= 1 && !index.starts_with('0'))
-                        .ok_or_else(|| bad("an index must be [n] with n >= 1"))?;
-                    (name, index)
-                }
-            };
+            let (name, index) =
+                match element.split_once('[') {
+                    None => (element, 1),
+                    Some((name, index)) => {
+                        let index = index.strip_suffix(']').and_then(parse_index).ok_or_else(
+                            || bad("an index must be [n], n digits from 1 without a leading zero"),
+                        )?;
+                        (name, index)
+                    }
+                };
             if !valid_name(name) {
                 return Err(bad("empty or invalid element name"));
             }
@@ -120,6 +120,14 @@ impl<'p> XmlPath<'p> {
         }
         Ok(XmlPath { steps, attr })
     }
+}
+
+/// `[n]`'s number: ASCII digits, no leading zero, at least 1.
+fn parse_index(digits: &str) -> Option<usize> {
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 fn valid_name(name: &str) -> bool {
@@ -156,6 +164,10 @@ impl XmlDoc {
         // Open elements; the last child of each, to link siblings.
         let mut open: Vec<(u32, u32)> = Vec::new();
         let mut seen_root = false;
+        // Entities other than the five predefined ones can only be declared
+        // in a DTD: without a DOCTYPE, using one is not well-formed (XML 1.0,
+        // WFC: Entity Declared).
+        let mut has_doctype = false;
         loop {
             let event = reader
                 .read_event()
@@ -181,13 +193,15 @@ impl XmlDoc {
                 }
                 Event::Text(t) => {
                     if open.is_empty() {
-                        if !t.trim().is_empty() {
+                        // Only XML whitespace (space, tab, CR, LF) may
+                        // surround the root element.
+                        if !t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
                             return Err("text outside the root element".into());
                         }
                     } else {
                         doc.pieces.push(Piece::Text {
                             span: span_of(text, &t),
-                            cdata: false,
+                            verbatim: false,
                         });
                     }
                 }
@@ -195,9 +209,11 @@ impl XmlDoc {
                     if open.is_empty() {
                         return Err("CDATA outside the root element".into());
                     }
+                    // Line endings are normalized in CDATA too: XML 1.0
+                    // normalizes them in the whole document before parsing.
                     doc.pieces.push(Piece::Text {
                         span: span_of(text, &c),
-                        cdata: true,
+                        verbatim: false,
                     });
                 }
                 Event::GeneralRef(r) => {
@@ -208,20 +224,29 @@ impl XmlDoc {
                         Some(c) => Piece::Char(c),
                         None => match resolve_predefined_entity(&r) {
                             Some(s) => Piece::Str(s),
-                            // An entity declared in a DTD: kept as written.
-                            None => {
+                            // An entity a DTD may declare: kept as written
+                            // (DTDs are not read).
+                            None if has_doctype => {
                                 let span = span_of(text, &r);
                                 Piece::Text {
                                     span: span.start - 1..span.end + 1,
-                                    cdata: true,
+                                    verbatim: true,
                                 }
+                            }
+                            None => {
+                                return Err(format!(
+                                    "undeclared entity &{}; (without a DOCTYPE only &lt; &gt; \
+                                     &amp; &apos; &quot; and character references may be used)",
+                                    &*r
+                                ));
                             }
                         },
                     };
                     doc.pieces.push(piece);
                 }
                 Event::Eof => break,
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+                Event::DocType(_) => has_doctype = true,
+                Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
             }
         }
         if !open.is_empty() {
@@ -331,18 +356,22 @@ impl XmlDoc {
 
     fn text_of<'t>(&self, text: &'t str, el: &Element) -> Cow<'t, str> {
         let pieces = &self.pieces[el.pieces.start as usize..el.pieces.end as usize];
-        if let [Piece::Text { span, cdata }] = pieces
-            && (*cdata || !text[span.clone()].contains('\r'))
+        if let [Piece::Text { span, verbatim }] = pieces
+            && (*verbatim || !text[span.clone()].contains('\r'))
         {
             return Cow::Borrowed(&text[span.clone()]);
         }
         let mut out = String::new();
         for piece in pieces {
             match piece {
-                Piece::Text { span, cdata: true } => out.push_str(&text[span.clone()]),
-                Piece::Text { span, cdata: false } => {
-                    push_normalized(&mut out, &text[span.clone()])
-                }
+                Piece::Text {
+                    span,
+                    verbatim: true,
+                } => out.push_str(&text[span.clone()]),
+                Piece::Text {
+                    span,
+                    verbatim: false,
+                } => push_normalized(&mut out, &text[span.clone()]),
                 Piece::Char(c) => out.push(*c),
                 Piece::Str(s) => out.push_str(s),
             }
@@ -430,8 +459,8 @@ line2</note>
             assert_eq!(select(missing), Err(SelectError::NotFound), "{missing}");
         }
         for bad in [
-            "", "order", "/", "//a", "/a[0]", "/a[x]", "/a[01]", "/a@", "/a@b/c", "/a[1", "/a b",
-            "/:a",
+            "", "order", "/", "//a", "/a[0]", "/a[x]", "/a[01]", "/a[+1]", "/a[ 1]", "/a@",
+            "/a@b/c", "/a[1", "/a b", "/:a", "/a:", "/a:b:c", "/a<", "/a/@x:",
         ] {
             assert!(
                 matches!(select(bad), Err(SelectError::BadPath(_))),
@@ -448,8 +477,46 @@ line2</note>
             "<a x=1/>",
             "<a>&#0;</a>",
             "text<a/>",
+            "\u{a0}<a/>",
+            "<a/>\u{a0}",
+            "<a>&nbsp;</a>",
+            "<a x='&nbsp;'/>",
         ] {
             assert!(XmlDoc::parse(not_xml).is_err(), "{not_xml:?}");
         }
+    }
+
+    fn select_in(doc: &str, path: &str) -> Result<String, SelectError> {
+        let parsed = XmlDoc::parse(doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+        parsed
+            .select(doc, &XmlPath::parse(path)?)
+            .map(Cow::into_owned)
+    }
+
+    #[test]
+    fn line_endings_are_normalized_in_text_and_cdata() {
+        let doc = "<a>x\r\ny<![CDATA[p\r\nq\rr]]>z\rw&#13;</a>";
+        assert_eq!(select_in(doc, "/a").unwrap(), "x\nyp\nq\nrz\nw\r");
+        assert_eq!(select_in("<a><![CDATA[\r\n]]></a>", "/a").unwrap(), "\n");
+    }
+
+    #[test]
+    fn other_entities_need_a_doctype() {
+        // With a DOCTYPE the entity may be declared there; DTDs are not
+        // read, so it is kept as written.
+        let doc = "<!DOCTYPE a [<!ENTITY e \"E\">]>\n<a>x&e;y&amp;</a>";
+        assert_eq!(select_in(doc, "/a").unwrap(), "x&e;y&");
+        let err = XmlDoc::parse("<a>x&e;</a>").unwrap_err();
+        assert!(err.contains("undeclared entity &e;"), "{err}");
+    }
+
+    #[test]
+    fn undeclared_prefixes_are_well_formed_xml() {
+        // Namespaces are not resolved: names are matched as written.
+        let doc = "<x:a y:k='v'><x:b>t</x:b></x:a>";
+        assert_eq!(select_in(doc, "/a/b").unwrap(), "t");
+        assert_eq!(select_in(doc, "/x:a/x:b").unwrap(), "t");
+        assert_eq!(select_in(doc, "/a/@k").unwrap(), "v");
+        assert_eq!(select_in(doc, "/z:a"), Err(SelectError::NotFound));
     }
 }
