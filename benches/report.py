@@ -183,7 +183,7 @@ class Report:
                 if r is None:
                     continue
                 ok = "yes" if r >= goal else "**no**"
-                lines.append(f"| `{group}/{variant}` ≥ {goal}× native | `{f}` | {r:.2f}× | {ok} |")
+                lines.append(f"| `{group}/{variant}` ≥ {goal}× native | `{f}` | {r:.3f}× | {ok} |")
         for name, goal in [("code_block/sandbox/empty", 5.0), ("code_block/sandbox/demo.json+set3", 10.0)]:
             values = [e["median_us"] for r in self.runs for e in r["extras"].get("latency", []) if e["name"] == name]
             m = median(values)
@@ -194,7 +194,7 @@ class Report:
         if overhead is not None:
             lines.append(
                 f"| REST block overhead over bare reqwest ≤ 5 % (median single requests, taking turns) | | "
-                f"{overhead:.1f} % | {'yes' if overhead <= 5 else '**no**'} |"
+                f"{overhead:.2f} % | {'yes' if overhead <= 5 else '**no**'} |"
             )
         for n in ["2", "64"]:
             ns = self.ns("concurrency", "sandbox", n)
@@ -202,10 +202,11 @@ class Report:
                 rate = 1024 / ns * 1e9
                 lines.append(f"| ≥ 50 000 empty runs/s, {n} in flight | | {rate:,.0f}/s | {'yes' if rate >= 50000 else '**no**'} |")
         for entry in self.memory():
-            ok = "yes" if entry["rss_waiting_mib"] < 100 else "**no**"
+            mb = entry["rss_waiting_mib"] * 1.048576  # MiB to MB (10^6 bytes)
+            ok = "yes" if mb < 100 else "**no**"
             lines.append(
                 f"| 1 000 conversations waiting on HTTP < 100 MB RSS | {entry['scenario']} | "
-                f"{entry['rss_waiting_mib']:.1f} MiB | {ok} |"
+                f"{mb:.1f} MB ({entry['rss_waiting_mib']:.1f} MiB) | {ok} |"
             )
         return "\n".join(lines)
 
