@@ -3,17 +3,14 @@
 //! costs: time per run, fuel and memory, each per input byte, and how large
 //! an input of the same shape fits in the fuel and memory limits.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use chatflow_engine::net::HttpClient;
-use chatflow_engine::sandbox::{LimitOverrides, Limits, Sandbox, SandboxConfig};
+use chatflow_engine::sandbox::Limits;
 use serde::Serialize;
 
-use super::check::{read_module, reasons};
-use super::net_args::NetArgs;
-use super::{Status, parse_sets};
+use super::Status;
+use super::code::{BlockArgs, Loaded};
 
 /// Arguments of `chatflow bench`.
 #[derive(Debug, clap::Args)]
@@ -30,26 +27,11 @@ invalid module.\n\n\
 Example:\n  chatflow bench parse_order.wasm --set 'API Response=@reply.json' --runs 500"
 )]
 pub struct Args {
-    /// The module: a `.wasm` file, or a `.wat` text file.
-    module: PathBuf,
-    /// A property of the conversation, `NAME=VALUE`, or `NAME=@FILE` to read
-    /// the value from a file. Repeatable.
-    #[arg(long = "set", value_name = "NAME=VALUE")]
-    sets: Vec<String>,
+    #[command(flatten)]
+    block: BlockArgs,
     /// Runs to time (after the warm-up runs).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     runs: u32,
-    /// Fuel limit of each run (by default the engine's default limit).
-    #[arg(long)]
-    fuel: Option<u64>,
-    /// Linear memory limit of each run, in bytes.
-    #[arg(long, value_name = "BYTES")]
-    memory: Option<u64>,
-    /// Wall-clock limit of each run, in milliseconds.
-    #[arg(long, value_name = "MS")]
-    timeout: Option<u64>,
-    #[command(flatten)]
-    net: NetArgs,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -126,60 +108,20 @@ struct ErrorReport {
 }
 
 pub fn run(args: Args) -> Result<Status> {
-    let props = match parse_sets(&args.sets) {
-        Ok(props) => props,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return Ok(Status::Invalid);
-        }
-    };
-    let wasm = match read_module(&args.module)? {
-        Ok(wasm) => wasm,
-        Err(message) => {
-            eprintln!("{}: invalid: {message}", args.module.display());
-            return Ok(Status::Invalid);
-        }
-    };
-    let policy = match args.net.policy() {
-        Ok(policy) => policy,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return Ok(Status::Invalid);
-        }
-    };
     // A current-thread runtime: runs go one at a time, on this thread, with
     // nothing else scheduled in between.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let http = runtime
-        .block_on(async { HttpClient::new(policy) })
-        .context("building the HTTP client")?;
-    let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
-        .context("starting the sandbox")?;
-    let overrides = LimitOverrides {
-        fuel: args.fuel,
-        memory_bytes: args.memory,
-        wall_time_ms: args.timeout,
-        ..LimitOverrides::default()
-    };
-    let limits = match sandbox.limits(&overrides) {
-        Ok(limits) => limits,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(Status::Invalid);
-        }
-    };
-    let module = match sandbox.load(&wasm) {
-        Ok(module) => module,
-        Err(err) => {
-            eprintln!("{}: invalid", args.module.display());
-            for reason in reasons(&err) {
-                eprintln!("  - {reason}");
-            }
-            return Ok(Status::Invalid);
-        }
+    let Loaded {
+        props,
+        sandbox,
+        limits,
+        module,
+    } = match args.block.load(&runtime)? {
+        Ok(loaded) => loaded,
+        Err(status) => return Ok(status),
     };
 
     let input_bytes: u64 = props.iter().map(|(_, value)| value.len() as u64).sum();
@@ -310,7 +252,7 @@ fn summarize(
         (None, None) => (None, None),
     };
     Report {
-        module: args.module.display().to_string(),
+        module: args.block.module.display().to_string(),
         ok: failure.is_none(),
         runs: times.len() as u32,
         warmup_runs: warmup,

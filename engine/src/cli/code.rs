@@ -3,8 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use chatflow_engine::Properties;
 use chatflow_engine::net::HttpClient;
-use chatflow_engine::sandbox::{LimitOverrides, Outcome, RunError, Sandbox, SandboxConfig};
+use chatflow_engine::sandbox::{
+    CodeModule, LimitOverrides, Limits, Outcome, RunError, Sandbox, SandboxConfig,
+};
+use tokio::runtime::Runtime;
 
 use super::check::{read_module, reasons};
 use super::net_args::NetArgs;
@@ -19,80 +23,48 @@ allowed, exactly as for `chatflow rest` (see --allow-host).\n\n\
 Example:\n  chatflow code parse_order.wasm --set 'API Response=@reply.json' --fuel 50000000"
 )]
 pub struct Args {
+    #[command(flatten)]
+    block: BlockArgs,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The arguments `chatflow code` and `chatflow bench` share: the module, its
+/// input and its limits.
+#[derive(Debug, clap::Args)]
+pub struct BlockArgs {
     /// The module: a `.wasm` file, or a `.wat` text file.
-    module: PathBuf,
+    pub module: PathBuf,
     /// A property of the conversation, `NAME=VALUE`, or `NAME=@FILE` to read
     /// the value from a file. Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     sets: Vec<String>,
-    /// Fuel limit of the run.
+    /// Fuel limit of a run (by default the engine's default limit).
     #[arg(long)]
     fuel: Option<u64>,
-    /// Linear memory limit of the run, in bytes.
+    /// Linear memory limit of a run, in bytes.
     #[arg(long, value_name = "BYTES")]
     memory: Option<u64>,
-    /// Wall-clock limit of the run, in milliseconds.
+    /// Wall-clock limit of a run, in milliseconds.
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
     /// The network policy for the module's HTTP requests (the same as for
     /// `chatflow rest`).
     #[command(flatten)]
     net: NetArgs,
-    /// Print the outcome as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 pub fn run(args: Args) -> Result<Status> {
-    let props = match parse_sets(&args.sets) {
-        Ok(props) => props,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return Ok(Status::Invalid);
-        }
-    };
-    let wasm = match read_module(&args.module)? {
-        Ok(wasm) => wasm,
-        Err(message) => {
-            eprintln!("{}: invalid: {message}", args.module.display());
-            return Ok(Status::Invalid);
-        }
-    };
-    let policy = match args.net.policy() {
-        Ok(policy) => policy,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return Ok(Status::Invalid);
-        }
-    };
     let runtime = super::runtime()?;
-    let http = runtime
-        .block_on(async { HttpClient::new(policy) })
-        .context("building the HTTP client")?;
-    let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
-        .context("starting the sandbox")?;
-    let overrides = LimitOverrides {
-        fuel: args.fuel,
-        memory_bytes: args.memory,
-        wall_time_ms: args.timeout,
-        ..LimitOverrides::default()
-    };
-    let limits = match sandbox.limits(&overrides) {
-        Ok(limits) => limits,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(Status::Invalid);
-        }
-    };
-    let module = match sandbox.load(&wasm) {
-        Ok(module) => module,
-        Err(err) => {
-            eprintln!("{}: invalid", args.module.display());
-            for reason in reasons(&err) {
-                eprintln!("  - {reason}");
-            }
-            return Ok(Status::Invalid);
-        }
+    let Loaded {
+        props,
+        sandbox,
+        limits,
+        module,
+    } = match args.block.load(&runtime)? {
+        Ok(loaded) => loaded,
+        Err(status) => return Ok(status),
     };
     let outcome = runtime.block_on(sandbox.run(&module, &props, &limits));
     let status = if outcome.is_ok() {
@@ -106,6 +78,80 @@ pub fn run(args: Args) -> Result<Status> {
         print_human(&outcome);
     }
     Ok(status)
+}
+
+/// A module ready to run: the `--set` properties, a one-slot sandbox, the
+/// limits asked for, and the module loaded in it.
+pub(super) struct Loaded {
+    pub props: Properties,
+    pub sandbox: Sandbox,
+    pub limits: Limits,
+    pub module: CodeModule,
+}
+
+impl BlockArgs {
+    /// Reads the properties and the module and loads it into a sandbox
+    /// whose HTTP client runs on `runtime`. Bad arguments, limits over the
+    /// maximums and a module that does not load are printed and come back
+    /// as `Ok(Err(Status::Invalid))`; only failures of the machine itself
+    /// (no runtime, no TLS backend) are `Err`.
+    pub fn load(&self, runtime: &Runtime) -> Result<std::result::Result<Loaded, Status>> {
+        let props = match parse_sets(&self.sets) {
+            Ok(props) => props,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return Ok(Err(Status::Invalid));
+            }
+        };
+        let wasm = match read_module(&self.module)? {
+            Ok(wasm) => wasm,
+            Err(message) => {
+                eprintln!("{}: invalid: {message}", self.module.display());
+                return Ok(Err(Status::Invalid));
+            }
+        };
+        let policy = match self.net.policy() {
+            Ok(policy) => policy,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return Ok(Err(Status::Invalid));
+            }
+        };
+        let http = runtime
+            .block_on(async { HttpClient::new(policy) })
+            .context("building the HTTP client")?;
+        let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
+            .context("starting the sandbox")?;
+        let overrides = LimitOverrides {
+            fuel: self.fuel,
+            memory_bytes: self.memory,
+            wall_time_ms: self.timeout,
+            ..LimitOverrides::default()
+        };
+        let limits = match sandbox.limits(&overrides) {
+            Ok(limits) => limits,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Ok(Err(Status::Invalid));
+            }
+        };
+        let module = match sandbox.load(&wasm) {
+            Ok(module) => module,
+            Err(err) => {
+                eprintln!("{}: invalid", self.module.display());
+                for reason in reasons(&err) {
+                    eprintln!("  - {reason}");
+                }
+                return Ok(Err(Status::Invalid));
+            }
+        };
+        Ok(Ok(Loaded {
+            props,
+            sandbox,
+            limits,
+            module,
+        }))
+    }
 }
 
 fn to_json(outcome: &Outcome) -> serde_json::Value {
