@@ -5,17 +5,9 @@
 
 #![cfg_attr(target_arch = "wasm32", no_main)]
 
-use chatflow_bench_walk::ImageDoc;
-use chatflow_sdk::{API_RESPONSE, Context, Result};
-
-pub fn run(ctx: &mut Context) -> Result<()> {
-    let doc: ImageDoc = ctx.json(API_RESPONSE)?;
-    let [title, url, first_id] = doc.fields();
-    ctx.set("title", title)?;
-    ctx.set("thumbnail_url", url)?;
-    ctx.set("first_id", first_id)?;
-    Ok(())
-}
+#[path = "../blocks/parse_set3.rs"]
+mod block;
+pub use block::run;
 
 chatflow_sdk::code_block!(run, allocator = std);
 
