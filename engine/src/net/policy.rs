@@ -470,10 +470,15 @@ impl HostPattern {
                 .trim_end_matches('.')
                 .eq_ignore_ascii_case(want),
             (PatternHost::Wildcard(suffix), Host::Domain(got)) => {
-                let got = got.as_ref().trim_end_matches('.');
+                // Compared as bytes: a host handed in as `Host::Domain` may
+                // hold any text (the URL parser's are ASCII, a caller's need
+                // not be), and slicing a `str` at a byte offset inside a
+                // multi-byte character would panic.
+                let got = got.as_ref().trim_end_matches('.').as_bytes();
+                let suffix = suffix.as_bytes();
                 got.len() > suffix.len() + 1
                     && got[got.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-                    && got.as_bytes()[got.len() - suffix.len() - 1] == b'.'
+                    && got[got.len() - suffix.len() - 1] == b'.'
             }
             (PatternHost::Ip(IpAddr::V4(want)), Host::Ipv4(got)) => want == got,
             (PatternHost::Ip(IpAddr::V6(want)), Host::Ipv6(got)) => want == got,
@@ -514,9 +519,10 @@ impl FromStr for HostPattern {
             };
             let host = match host.strip_prefix("*.") {
                 Some(suffix) => match Host::parse(suffix) {
-                    Ok(Host::Domain(d)) if !d.contains('*') => {
-                        PatternHost::Wildcard(d.trim_end_matches('.').to_string())
-                    }
+                    Ok(Host::Domain(d)) => match canonical_name(&d) {
+                        Some(name) => PatternHost::Wildcard(name),
+                        None => return Err(bad("invalid host name after *.")),
+                    },
                     Ok(_) => return Err(bad("a wildcard must be followed by a host name")),
                     Err(_) => return Err(bad("invalid host name after *.")),
                 },
@@ -526,12 +532,13 @@ impl FromStr for HostPattern {
                             "* is only allowed as the first label, as in *.example.com",
                         ));
                     }
-                    Ok(Host::Domain(d)) if !d.is_empty() => {
-                        PatternHost::Exact(d.trim_end_matches('.').to_string())
-                    }
+                    Ok(Host::Domain(d)) => match canonical_name(&d) {
+                        Some(name) => PatternHost::Exact(name),
+                        None => return Err(bad("invalid host name")),
+                    },
                     Ok(Host::Ipv4(ip)) => PatternHost::Ip(IpAddr::V4(ip)),
                     Ok(Host::Ipv6(ip)) => PatternHost::Ip(IpAddr::V6(ip)),
-                    _ => return Err(bad("invalid host name")),
+                    Err(_) => return Err(bad("invalid host name")),
                 },
             };
             (host, port)
@@ -555,6 +562,21 @@ impl FromStr for HostPattern {
             }
         }
         Ok(HostPattern { host, port })
+    }
+}
+
+/// A parsed host name without its root dots, if that is itself a name the
+/// URL parser keeps as it is and holds no `*`: `.` and `..` leave nothing,
+/// `0..` leaves `0` (an IP address once parsed again), `a。` maps to `a.`,
+/// `﹡` to `*`. Refusing these keeps every pattern printable as text that
+/// parses back to it (the property test `patterns_never_panic` found them).
+fn canonical_name(parsed: &str) -> Option<String> {
+    let name = parsed.trim_end_matches('.');
+    match Host::parse(name) {
+        Ok(Host::Domain(again)) if !name.is_empty() && !name.contains('*') && again == name => {
+            Some(again)
+        }
+        _ => None,
     }
 }
 
@@ -810,6 +832,14 @@ mod tests {
             "255.255.255.255",
             "exa mple.com",
             "http://example.com",
+            ".",
+            "..",
+            "*..",
+            ".:80",
+            "0..",
+            "*.1..",
+            "⁰﹡",
+            "*.a﹡",
         ] {
             assert!(
                 matches!(
@@ -818,6 +848,87 @@ mod tests {
                 ),
                 "{bad:?} should be refused"
             );
+        }
+    }
+
+    /// Hosts handed to `matches` as `Host::Domain` may hold any text; the
+    /// URL parser's are punycode, a caller's need not be. Each case used to
+    /// slice inside a multi-byte character.
+    #[test]
+    fn patterns_match_non_ascii_hosts() {
+        let wildcard: HostPattern = "*.example.com".parse().unwrap();
+        let exact: HostPattern = "api.example.com".parse().unwrap();
+        for host in [
+            "aaéxample.com",
+            "aéxample.com",
+            "éexample.com",
+            "ü.example.com.",
+            "x.exampé.com",
+            "日本.example.com",
+            "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}",
+            "é",
+            "",
+            ".",
+        ] {
+            let h = Host::Domain(host);
+            let want = host.trim_end_matches('.').ends_with(".example.com");
+            assert_eq!(wildcard.matches(&h, 443), want, "{host:?}");
+            assert!(!exact.matches(&h, 443), "{host:?}");
+        }
+        // Non-ASCII patterns are stored in punycode, and match only that.
+        let idn: HostPattern = "*.bücher.example".parse().unwrap();
+        assert!(idn.matches(&Host::Domain("a.xn--bcher-kva.example"), 80));
+        assert!(!idn.matches(&Host::Domain("a.bücher.example"), 80));
+    }
+
+    #[test]
+    fn patterns_non_ascii_bad() {
+        for bad in [
+            "*.é:",
+            "é:99999",
+            "[é]",
+            "[::1]:é",
+            "*.\u{0}",
+            "*.ü*.com",
+            "ü.*",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<HostPattern>(),
+                    Err(PolicyError::HostPattern { .. })
+                ),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Parsing any text and matching any host never panics; a pattern
+        /// that parses prints as text that parses back to itself.
+        #[test]
+        fn patterns_never_panic(
+            pattern in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "(\\*\\.)?[a-zé日.\\-0-9*\\[\\]:]{0,24}(:[0-9]{0,6})?",
+            ],
+            host in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[a-zé日\u{10FFFF}.]{0,12}(\\.example\\.com)?\\.?",
+            ],
+            port in proptest::prelude::any::<u16>(),
+        ) {
+            if let Ok(p) = pattern.parse::<HostPattern>() {
+                let _ = p.matches(&Host::Domain(host.as_str()), port);
+                if let Ok(parsed) = Host::parse(&host) {
+                    let _ = p.matches(&parsed, port);
+                }
+                let again: HostPattern = p.to_string().parse().unwrap();
+                proptest::prop_assert_eq!(again, p);
+            }
+            for fixed in ["*.example.com", "*.é.example", "example.com", "127.0.0.1", "[::1]:8080"] {
+                let p: HostPattern = fixed.parse().unwrap();
+                let _ = p.matches(&Host::Domain(host.as_str()), port);
+            }
         }
     }
 
