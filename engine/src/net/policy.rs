@@ -28,9 +28,9 @@ use super::{DenyReason, InvalidRequest, NetError, redact_url};
 ///    classified ([`AddressClass`]). Only [`AddressClass::Public`] is
 ///    allowed by default; [`allow_loopback`](Self::allow_loopback) and
 ///    [`allow_private`](Self::allow_private) open those two classes; every
-///    other class (link-local and the cloud metadata address
-///    `169.254.169.254`, unspecified, multicast, broadcast, documentation,
-///    reserved) is always denied. For a host name the check runs on each
+///    other class (cloud metadata addresses, [`METADATA_ADDRESSES`], even
+///    those inside a private or public range; link-local, unspecified,
+///    multicast, broadcast, documentation, reserved) is always denied. For a host name the check runs on each
 ///    address DNS returns, inside the client's resolver, so the address
 ///    checked is the address connected to (DNS rebinding cannot slip
 ///    through); addresses that fail are dropped and the request is denied
@@ -78,8 +78,9 @@ pub struct NetPolicy {
     pub allow_loopback: bool,
     /// Allow private addresses: RFC 1918 (`10/8`, `172.16/12`,
     /// `192.168/16`), carrier-grade NAT (`100.64/10`) and IPv6 unique local
-    /// addresses (`fc00::/7`). Link-local and metadata addresses stay
-    /// denied.
+    /// addresses (`fc00::/7`). Link-local addresses and the cloud metadata
+    /// addresses inside these ranges (AWS's `fd00:ec2::254`, Alibaba's
+    /// `100.100.100.200`…, see [`METADATA_ADDRESSES`]) stay denied.
     ///
     /// By default this is `false`.
     pub allow_private: bool,
@@ -319,9 +320,16 @@ pub enum AddressClass {
     /// RFC 1918 `10/8`, `172.16/12`, `192.168/16`; CGNAT `100.64/10`;
     /// unique local `fc00::/7`. Allowed with `allow_private`.
     Private,
-    /// `169.254/16` (including the cloud metadata address
-    /// `169.254.169.254`), `fe80::/10`. Always denied (unless the exact IP
-    /// is an allowed host).
+    /// A cloud provider's instance metadata, credentials or platform
+    /// endpoint ([`METADATA_ADDRESSES`]: `169.254.169.254`,
+    /// `fd00:ec2::254`, `168.63.129.16`, `100.100.100.200`…), whatever
+    /// range it sits in. Always denied, whatever
+    /// [`allow_private`](NetPolicy::allow_private) and
+    /// [`allow_loopback`](NetPolicy::allow_loopback) say, unless the exact
+    /// IP is an allowed host (rule 4 of [`NetPolicy`]).
+    Metadata,
+    /// `169.254/16`, `fe80::/10`, other than the metadata addresses. Always
+    /// denied (unless the exact IP is an allowed host).
     LinkLocal,
     /// `0.0.0.0`, `::`. Always denied.
     Unspecified,
@@ -345,6 +353,7 @@ impl fmt::Display for AddressClass {
         f.write_str(match self {
             AddressClass::Public => "public",
             AddressClass::Loopback => "loopback",
+            AddressClass::Metadata => "a cloud metadata address",
             AddressClass::Private => "private",
             AddressClass::LinkLocal => "link-local",
             AddressClass::Unspecified => "unspecified",
@@ -364,7 +373,77 @@ pub fn classify(ip: IpAddr) -> AddressClass {
     }
 }
 
+/// Cloud instance-metadata, credentials and platform addresses: reaching
+/// one from a cloud VM hands out the instance's credentials or talks to the
+/// host's agent. [`classify`] puts them in [`AddressClass::Metadata`],
+/// which no `allow_*` switch opens; their IPv4-mapped, IPv4-compatible,
+/// NAT64 and 6to4 forms too. Each entry cites the provider's documentation.
+///
+/// Providers whose metadata service shares an address listed here:
+/// Google Cloud, Azure IMDS, Oracle Cloud, DigitalOcean, Hetzner, Huawei
+/// Cloud, IBM Cloud VPC, OpenStack, Vultr and Akamai (Linode) all serve
+/// metadata on `169.254.169.254`. Tencent Cloud documents only the name
+/// `metadata.tencentyun.com` (its address is in `169.254.0.0/16`,
+/// link-local and denied anyway); names are checked on the addresses they
+/// resolve to.
+pub const METADATA_ADDRESSES: &[IpAddr] = &[
+    // AWS EC2 IMDS, IPv4 and IPv6 (Nitro instances):
+    // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html
+    // The same IPv4 address serves Google Cloud
+    // (https://cloud.google.com/compute/docs/metadata/overview), Azure IMDS
+    // (https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service),
+    // Oracle Cloud (https://docs.oracle.com/iaas/Content/Compute/Tasks/gettingmetadata.htm),
+    // DigitalOcean (https://docs.digitalocean.com/products/droplets/how-to/access-metadata/),
+    // Huawei Cloud (https://support.huaweicloud.com/intl/en-us/usermanual-ecs/ecs_03_0166.html),
+    // IBM Cloud VPC (https://cloud.ibm.com/apidocs/vpc-metadata),
+    // OpenStack (https://docs.openstack.org/nova/latest/user/metadata.html)
+    // and Hetzner (https://docs.cloud-init.io/en/latest/reference/datasources/hetzner.html).
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)),
+    // AWS ECS task metadata and task IAM role credentials
+    // (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI):
+    // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html
+    IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
+    // AWS EKS Pod Identity Agent, IPv4 and IPv6:
+    // https://docs.aws.amazon.com/eks/latest/userguide/pod-id-agent-setup.html
+    IpAddr::V4(Ipv4Addr::new(169, 254, 170, 23)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0023)),
+    // Google Cloud metadata server over IPv6, for IPv6-only instances
+    // (https://cloud.google.com/compute/docs/metadata/overview). The one
+    // entry whose page could not be re-read when this list was collected;
+    // it is kept because it is the address Google's IPv6-only VMs use, and
+    // a wrong entry would only deny one unique local address.
+    IpAddr::V6(Ipv6Addr::new(0xfd20, 0x00ce, 0, 0, 0, 0, 0, 0x0254)),
+    // Azure WireServer, a public-range address that fronts the host agent,
+    // DHCP and DNS of every Azure VM:
+    // https://learn.microsoft.com/azure/virtual-network/what-is-ip-address-168-63-129-16
+    IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)),
+    // Alibaba Cloud ECS metadata, inside carrier-grade NAT 100.64/10:
+    // https://www.alibabacloud.com/help/en/ecs/user-guide/overview-of-ecs-instance-metadata
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    // Oracle Cloud IMDS over IPv6, as the OCI SDK's instance principals
+    // signer calls it (oracle/oci-python-sdk,
+    // src/oci/auth/signers/instance_principals_security_token_signer.py):
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x00c1, 0, 0, 0, 0, 0xa9fe, 0xa9fe)),
+    // Oracle Cloud@Customer (and OCI Classic) metadata, inside 192.0.0/24:
+    // https://docs.oracle.com/en/cloud/cloud-at-customer/occ-get-started/retrieve-predefined-instance-metadata.html
+    IpAddr::V4(Ipv4Addr::new(192, 0, 0, 192)),
+    // Scaleway instance metadata, IPv4 and IPv6:
+    // https://www.scaleway.com/en/developers/api/instance/user-data/
+    IpAddr::V4(Ipv4Addr::new(169, 254, 42, 42)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0042, 0, 0, 0, 0, 0, 0x0042)),
+    // Akamai (Linode) metadata over IPv6, from Akamai's own cloud-init
+    // datasource: https://docs.cloud-init.io/en/latest/reference/datasources/akamai.html
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xa9fe, 0xa9fe, 0, 0, 0, 0, 1)),
+    // OpenStack metadata over IPv6 (link-local anyway):
+    // https://specs.openstack.org/openstack/neutron-specs/specs/ussuri/metadata-add-ipv6-support.html
+    IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0xa9fe, 0xa9fe)),
+];
+
 fn classify_v4(ip: Ipv4Addr) -> AddressClass {
+    if METADATA_ADDRESSES.contains(&IpAddr::V4(ip)) {
+        return AddressClass::Metadata;
+    }
     let [a, b, c, _] = ip.octets();
     match (a, b, c) {
         _ if ip.is_unspecified() => AddressClass::Unspecified,
@@ -389,6 +468,9 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
         |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if ip.is_unspecified() {
         return AddressClass::Unspecified;
+    }
+    if METADATA_ADDRESSES.contains(&IpAddr::V6(ip)) {
+        return AddressClass::Metadata;
     }
     if ip.is_loopback() {
         return AddressClass::Loopback;
@@ -648,7 +730,13 @@ mod tests {
             ("172.31.255.255", Private),
             ("192.168.1.1", Private),
             ("100.64.0.1", Private),
-            ("169.254.169.254", LinkLocal),
+            ("169.254.169.254", Metadata),
+            ("169.254.169.253", LinkLocal),
+            ("169.254.170.2", Metadata),
+            ("168.63.129.16", Metadata),
+            ("168.63.129.17", Public),
+            ("100.100.100.200", Metadata),
+            ("100.100.100.201", Private),
             ("0.0.0.0", Unspecified),
             ("0.1.2.3", Reserved),
             ("224.0.0.1", Multicast),
@@ -666,12 +754,17 @@ mod tests {
             ("::ffff:127.0.0.1", Loopback),
             ("::ffff:7f00:1", Loopback),
             ("::ffff:8.8.8.8", Public),
-            ("::ffff:169.254.169.254", LinkLocal),
+            ("::ffff:169.254.169.254", Metadata),
+            ("::ffff:169.254.1.1", LinkLocal),
             ("::ffff:10.0.0.1", Private),
             ("::127.0.0.1", Loopback),
             ("::ffff:0:127.0.0.1", Loopback),
             ("64:ff9b::127.0.0.1", Loopback),
-            ("64:ff9b::a9fe:a9fe", LinkLocal),
+            ("64:ff9b::a9fe:a9fe", Metadata),
+            ("64:ff9b::a9fe:101", LinkLocal),
+            ("fd00:ec2::254", Metadata),
+            ("fd00:ec2::255", Private),
+            ("fe80::a9fe:a9fe", Metadata),
             ("64:ff9b::8.8.8.8", Public),
             ("64:ff9b:1::1", Reserved),
             ("2002:7f00:1::", Loopback),
@@ -725,6 +818,87 @@ mod tests {
                 "{always}"
             );
         }
+    }
+
+    /// Every metadata address, in every spelling the classifier unwraps,
+    /// is denied with every switch open; its neighbours follow their range.
+    #[test]
+    fn metadata_addresses() {
+        let open = AddressRules {
+            allow_loopback: true,
+            allow_private: true,
+        };
+        let v4_forms = |v4: Ipv4Addr| {
+            let [a, b, c, d] = v4.octets();
+            let (hi, lo) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+            [
+                IpAddr::V4(v4),
+                IpAddr::V6(v4.to_ipv6_mapped()),
+                IpAddr::V6(v4.to_ipv6_compatible()),
+                IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, hi, lo)),
+                IpAddr::V6(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo)),
+                IpAddr::V6(Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1)),
+            ]
+        };
+        let mut forms = Vec::new();
+        for &ip in METADATA_ADDRESSES {
+            match ip {
+                IpAddr::V4(v4) => forms.extend(v4_forms(v4)),
+                IpAddr::V6(_) => forms.push(ip),
+            }
+        }
+        assert!(forms.len() > 40, "{}", forms.len());
+        for ip in forms {
+            assert_eq!(classify(ip), AddressClass::Metadata, "{ip}");
+            assert_eq!(
+                open.check(ip),
+                Err(DenyReason::Address {
+                    ip,
+                    class: AddressClass::Metadata
+                }),
+                "{ip}"
+            );
+        }
+    }
+
+    /// The ones `allow_private` used to open, and the one the default
+    /// policy used to allow (Azure's WireServer is a public address).
+    #[test]
+    fn metadata_addresses_bad() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let open = NetPolicy {
+            allow_loopback: true,
+            allow_private: true,
+            ..NetPolicy::default()
+        };
+        for u in [
+            "http://[fd00:ec2::254]/latest/meta-data/",
+            "http://100.100.100.200/latest/meta-data/",
+            "http://[::ffff:100.100.100.200]/",
+            "http://[64:ff9b::6464:64c8]/",
+            "http://168.63.129.16/machine?comp=goalstate",
+            "http://[2002:a83f:8110::1]/",
+            "http://[fd20:ce::254]/computeMetadata/v1/",
+            "http://[fd00:ec2::23]/v1/credentials",
+            "http://1684301000/",
+        ] {
+            match open.check_url(&url(u)) {
+                Err(NetError::Denied {
+                    reason:
+                        DenyReason::Address {
+                            class: AddressClass::Metadata,
+                            ..
+                        },
+                    ..
+                }) => {}
+                other => panic!("{u}: expected a metadata denial, got {other:?}"),
+            }
+        }
+        // Rule 4: the operator may still name one exact address.
+        let mut named = open.clone();
+        named.allow_host("[fd00:ec2::254]").unwrap();
+        assert!(named.check_url(&url("http://[fd00:ec2::254]/")).is_ok());
+        assert!(named.check_url(&url("http://[fd00:ec2::23]/")).is_err());
     }
 
     #[test]
@@ -974,7 +1148,7 @@ mod tests {
             (
                 "http://169.254.169.254/latest/meta-data?x=1",
                 "169.254.169.254",
-                AddressClass::LinkLocal,
+                AddressClass::Metadata,
             ),
             ("http://0.0.0.0/", "0.0.0.0", AddressClass::Unspecified),
             ("http://0/", "0.0.0.0", AddressClass::Unspecified),

@@ -145,7 +145,12 @@ async fn ssrf_spellings_are_denied_by_default() {
         (
             "http://169.254.169.254/latest/meta-data/".into(),
             "169.254.169.254",
-            AddressClass::LinkLocal,
+            AddressClass::Metadata,
+        ),
+        (
+            "http://168.63.129.16/machine".into(),
+            "168.63.129.16",
+            AddressClass::Metadata,
         ),
         (
             format!("http://0.0.0.0:{port}/"),
@@ -259,6 +264,54 @@ async fn host_names_are_checked_on_resolved_addresses() {
     let response = client.send(get(&url)).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(server.hits(), 1);
+}
+
+/// Cloud metadata addresses stay denied with every address class open,
+/// whether the URL names them or a host name resolves to them, and in their
+/// IPv4-mapped and NAT64 spellings; nothing is sent.
+#[tokio::test]
+async fn metadata_addresses_are_denied_with_every_class_open() {
+    let mut policy = NetPolicy::default();
+    policy.allow_loopback = true;
+    policy.allow_private = true;
+    let pins = [
+        ("aws6.chatflow.test", "[fd00:ec2::254]:80"),
+        ("alibaba.chatflow.test", "100.100.100.200:80"),
+        ("azure.chatflow.test", "168.63.129.16:80"),
+        ("gcp.chatflow.test", "169.254.169.254:80"),
+        ("eks.chatflow.test", "[fd00:ec2::23]:80"),
+        ("mapped.chatflow.test", "[::ffff:100.100.100.200]:80"),
+    ];
+    for (name, addr) in pins {
+        policy.resolve.insert(name.into(), addr.parse().unwrap());
+    }
+    let client = HttpClient::new(policy).unwrap();
+    let literals = [
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://100.100.100.200/latest/meta-data/",
+        "http://[::ffff:6464:64c8]/",
+        "http://[64:ff9b::a83f:8110]/",
+        "http://168.63.129.16/machine?comp=goalstate",
+    ];
+    let names = pins.map(|(name, _)| format!("http://{name}/latest/meta-data/"));
+    for url in literals.iter().map(|u| u.to_string()).chain(names) {
+        let started = Instant::now();
+        match client.send(get(&url)).await {
+            Err(NetError::Denied {
+                reason:
+                    DenyReason::Address {
+                        class: AddressClass::Metadata,
+                        ..
+                    },
+                ..
+            }) => {}
+            other => panic!("{url}: expected a metadata denial, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{url} was not refused at once"
+        );
+    }
 }
 
 /// `resolve` pins a host name to an address (like curl's `--resolve`): no

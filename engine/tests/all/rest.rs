@@ -323,7 +323,11 @@ async fn redirect_to_a_denied_address_is_refused() {
     let cases = [
         (
             "http://169.254.169.254/latest/meta-data/",
-            AddressClass::LinkLocal,
+            AddressClass::Metadata,
+        ),
+        (
+            "http://100.100.100.200/latest/meta-data/",
+            AddressClass::Metadata,
         ),
         ("http://10.0.0.1/admin", AddressClass::Private),
         ("http://[::ffff:10.0.0.1]/", AddressClass::Private),
