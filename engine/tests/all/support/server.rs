@@ -3,12 +3,15 @@
 //! Any path without a route of its own is the echo endpoint: it answers
 //! `200` with a JSON description of the request it received (method, raw
 //! path, raw query, headers in order, body as text), so tests assert on
-//! what actually went over the wire. The other routes:
+//! what actually went over the wire. Every request, on any route, is also
+//! recorded ([`TestServer::requests`]): a test can check what a server
+//! received even when the client never saw the answer. The other routes:
 //!
 //! | route | answers |
 //! |---|---|
 //! | `/status/{code}` | that status, body `status {code}` |
 //! | `/redirect/{code}?to=URL` | that status with `Location: URL` |
+//! | `/redirect-to?url=URL&status_code=N` | the same, as httpbin spells it (302 by default) |
 //! | `/loop` | `301` to `/loop`, forever |
 //! | `/slow` | `200` after 10 s |
 //! | `/slow-body` | headers at once, then a body byte every 100 ms, forever (open ones counted) |
@@ -20,8 +23,8 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -44,6 +47,8 @@ pub struct TestServer {
 struct Counters {
     /// Requests received, on any route.
     hits: AtomicUsize,
+    /// The requests received, in order.
+    requests: Mutex<Vec<Recorded>>,
     /// Bytes the `/endless` route has produced so far.
     endless_bytes: AtomicU64,
     /// `/slow-body` responses still being sent (their connection open).
@@ -57,6 +62,7 @@ impl TestServer {
         let app = Router::new()
             .route("/status/{code}", any(status))
             .route("/redirect/{code}", any(redirect))
+            .route("/redirect-to", any(redirect_to))
             .route("/loop", any(redirect_loop))
             .route("/slow", any(slow))
             .route("/slow-body", any(slow_body))
@@ -93,6 +99,11 @@ impl TestServer {
         self.state.hits.load(Ordering::SeqCst)
     }
 
+    /// The requests received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
     /// Bytes `/endless` has produced so far.
     pub fn endless_bytes(&self) -> u64 {
         self.state.endless_bytes.load(Ordering::SeqCst)
@@ -111,13 +122,56 @@ impl Drop for TestServer {
     }
 }
 
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `GET`, `POST`…
+    pub method: String,
+    /// The raw path.
+    pub path: String,
+    /// The raw query, if any.
+    pub query: Option<String>,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The values of header `name` (lower case), in order.
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
 async fn count_hits(
     State(state): State<Arc<Counters>>,
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
     state.hits.fetch_add(1, Ordering::SeqCst);
-    next.run(request).await
+    let (parts, body) = request.into_parts();
+    // Test bodies are small; read the whole body to record it, then hand
+    // the route the same bytes.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    state.requests.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+        body: body.to_vec(),
+    });
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 async fn echo(request: Request) -> Response {
@@ -150,6 +204,15 @@ async fn redirect(Path(code): Path<u16>, Query(q): Query<HashMap<String, String>
         headers.insert(header::LOCATION, to.parse().unwrap());
     }
     (status, headers, format!("redirect {code}")).into_response()
+}
+
+async fn redirect_to(Query(q): Query<HashMap<String, String>>) -> Response {
+    let code = q.get("status_code").map_or(302, |c| c.parse().unwrap());
+    let mut headers = HeaderMap::new();
+    if let Some(to) = q.get("url") {
+        headers.insert(header::LOCATION, to.parse().unwrap());
+    }
+    (StatusCode::from_u16(code).unwrap(), headers, "redirect").into_response()
 }
 
 async fn redirect_loop() -> Response {
