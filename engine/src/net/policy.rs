@@ -126,6 +126,15 @@ pub struct NetPolicy {
     ///
     /// By default there are none.
     pub resolve: BTreeMap<String, SocketAddr>,
+    /// Extra root certificates trusted for `https`, as PEM text (each entry
+    /// one or more `-----BEGIN CERTIFICATE-----` blocks), in addition to the
+    /// system's roots: for APIs whose certificates an internal CA signs.
+    /// An entry with no certificate in it is refused by
+    /// [`validate`](Self::validate); one whose certificate does not parse
+    /// makes [`HttpClient::new`](super::HttpClient::new) fail.
+    ///
+    /// By default there are none.
+    pub tls_root_certificates: Vec<String>,
 }
 
 impl Default for NetPolicy {
@@ -140,6 +149,7 @@ impl Default for NetPolicy {
             response_bytes: 1 << 20,
             max_response_bytes: 16 << 20,
             resolve: BTreeMap::new(),
+            tls_root_certificates: Vec::new(),
         }
     }
 }
@@ -160,6 +170,16 @@ pub enum PolicyError {
     /// A timeout or size limit is zero, or a default is above its maximum.
     #[error("network policy: {0}")]
     Limits(&'static str),
+    /// An entry of [`NetPolicy::tls_root_certificates`] holds no PEM
+    /// certificate.
+    #[error("network policy: tls_root_certificates[{index}] holds no PEM certificate")]
+    RootCertificate {
+        /// The entry's position in the list.
+        index: usize,
+        /// Why reading it failed, if it was more than finding none.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     /// The HTTP client could not be built (TLS initialisation).
     #[error("building the http client")]
     Client(#[source] reqwest::Error),
@@ -172,8 +192,10 @@ impl NetPolicy {
         Ok(self)
     }
 
-    /// Checks the limits: every timeout and cap is non-zero, and each
-    /// default is at most its maximum. [`HttpClient::new`](super::HttpClient::new)
+    /// Checks the limits (every timeout and cap is non-zero, and each
+    /// default is at most its maximum) and that every
+    /// [`tls_root_certificates`](Self::tls_root_certificates) entry holds a
+    /// certificate. [`HttpClient::new`](super::HttpClient::new)
     /// calls this.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let err = |msg| Err(PolicyError::Limits(msg));
@@ -192,7 +214,32 @@ impl NetPolicy {
         if self.response_bytes > self.max_response_bytes {
             return err("response_bytes is more than max_response_bytes");
         }
+        self.root_certificates()?;
         Ok(())
+    }
+
+    /// The certificates of [`tls_root_certificates`](Self::tls_root_certificates),
+    /// each entry required to hold at least one.
+    pub(crate) fn root_certificates(&self) -> Result<Vec<reqwest::Certificate>, PolicyError> {
+        let mut all = Vec::new();
+        for (index, pem) in self.tls_root_certificates.iter().enumerate() {
+            match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
+                Ok(certs) if !certs.is_empty() => all.extend(certs),
+                Ok(_) => {
+                    return Err(PolicyError::RootCertificate {
+                        index,
+                        source: None,
+                    });
+                }
+                Err(e) => {
+                    return Err(PolicyError::RootCertificate {
+                        index,
+                        source: Some(e),
+                    });
+                }
+            }
+        }
+        Ok(all)
     }
 
     /// The total timeout for a request that asks for `requested` (or for

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use chatflow_engine::net::{
-    AddressClass, DenyReason, HttpClient, InvalidRequest, Method, NetError, NetPolicy, Request,
-    StatusCode, TimeoutPhase,
+    AddressClass, DenyReason, HttpClient, InvalidRequest, Method, NetError, NetPolicy, PolicyError,
+    Request, StatusCode, TimeoutPhase,
 };
 use serde_json::Value;
 
@@ -312,6 +312,71 @@ async fn metadata_addresses_are_denied_with_every_class_open() {
             "{url} was not refused at once"
         );
     }
+}
+
+/// `tls_root_certificates` makes the client trust an operator's CA: a TLS
+/// server signed by it fails to connect without it and answers with it.
+/// An entry without a certificate is refused when the client is built.
+#[tokio::test]
+async fn extra_root_certificates_are_trusted() {
+    let server = TestServer::start_tls().await;
+    let url = server.url("/json");
+
+    let untrusted = loopback_client();
+    match untrusted.send(get(&url)).await {
+        Err(NetError::Connect { .. }) => {}
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+    assert_eq!(server.hits(), 0);
+
+    let mut policy = loopback_policy();
+    policy
+        .tls_root_certificates
+        .push(server.ca_pem.clone().unwrap());
+    let trusted = HttpClient::new(policy).unwrap();
+    let response = trusted.send(get(&url)).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.text(), r#"{"ok":true,"name":"Zoë"}"#);
+    // The certificate names `localhost` too.
+    let mut policy = NetPolicy::default();
+    policy.allow_loopback = true;
+    policy
+        .tls_root_certificates
+        .push(server.ca_pem.clone().unwrap());
+    policy.resolve.insert("localhost".into(), server.addr);
+    let by_name = HttpClient::new(policy).unwrap();
+    let response = by_name
+        .send(get(&format!("https://localhost:{}/json", server.port())))
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+#[test]
+fn extra_root_certificates_bad() {
+    for (pem, index) in [
+        ("not a certificate".to_string(), 0),
+        (String::new(), 0),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+            0,
+        ),
+    ] {
+        let mut policy = NetPolicy::default();
+        policy.tls_root_certificates.push(pem.clone());
+        match HttpClient::new(policy) {
+            Err(PolicyError::RootCertificate { index: got, .. }) => assert_eq!(got, index),
+            other => panic!("{pem:?}: expected a refused root, got {other:?}"),
+        }
+    }
+    let mut policy = NetPolicy::default();
+    policy.tls_root_certificates.push(
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n".into(),
+    );
+    assert!(
+        matches!(HttpClient::new(policy), Err(PolicyError::Client(_))),
+        "a PEM block that is not a certificate fails the client"
+    );
 }
 
 /// `resolve` pins a host name to an address (like curl's `--resolve`): no

@@ -539,6 +539,66 @@ async fn headers_dropped_on_the_way_out_do_not_come_back() {
     assert!(second.requests()[0].header("x-api-key").is_empty());
 }
 
+/// A 301 from https to http is refused, to another server or to the same
+/// host and port; nothing reaches the http side. The first hop is a real
+/// TLS server whose throwaway CA the policy trusts
+/// (`NetPolicy::tls_root_certificates`), and an https-to-https 301 is
+/// followed as usual.
+#[tokio::test]
+async fn https_to_http_redirect_is_refused() {
+    let secure = TestServer::start_tls().await;
+    let plain = TestServer::start().await;
+    let mut policy = loopback_policy();
+    policy
+        .tls_root_certificates
+        .push(secure.ca_pem.clone().unwrap());
+    let client = HttpClient::new(policy).unwrap();
+    let headers = json!([{"name": "X-Api-Key", "value": "k-secret"}]);
+
+    let within = run(
+        &client,
+        json!({"method": "GET", "url": secure.url("/redirect/301?to=/json"),
+               "headers": headers, "follow_redirects": true}),
+        &Properties::new(),
+    )
+    .await;
+    assert!(within.error.is_none(), "{:?}", within.error);
+    assert_eq!(within.redirects, 1);
+    assert_eq!(
+        within.changes.get("API Response"),
+        Some(Some(r#"{"ok":true,"name":"Zoë"}"#))
+    );
+    assert_eq!(secure.requests()[1].header("x-api-key"), ["k-secret"]);
+
+    for target in [
+        plain.url("/landed?key=k-secret"),
+        format!("http://127.0.0.1:{}/landed", secure.port()),
+    ] {
+        let before = secure.hits();
+        let outcome = run(
+            &client,
+            json!({"method": "GET",
+                   "url": secure.url(&format!("/redirect/301?to={}", enc(&target))),
+                   "headers": headers, "follow_redirects": true, "ignore_error": true}),
+            &Properties::new(),
+        )
+        .await;
+        match &outcome.error {
+            Some(e @ RestError::InsecureRedirect { from, to }) => {
+                assert_eq!(e.kind(), "insecure_redirect");
+                assert!(from.starts_with("https://127.0.0.1:"), "{from}");
+                assert!(to.starts_with("http://127.0.0.1:"), "{to}");
+                assert!(!e.to_string().contains("k-secret"), "{e}");
+            }
+            other => panic!("{target}: expected an insecure redirect, got {other:?}"),
+        }
+        assert_eq!(outcome.redirects, 0);
+        assert_eq!(outcome.status, Some(StatusCode::MOVED_PERMANENTLY));
+        assert_eq!(secure.hits() - before, 1, "{target}");
+    }
+    assert_eq!(plain.hits(), 0, "nothing reached the http server");
+}
+
 /// Within the origin a 301 keeps everything: method, headers and body.
 #[tokio::test]
 async fn same_origin_redirect_keeps_method_headers_and_body() {

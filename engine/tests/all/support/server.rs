@@ -1,4 +1,7 @@
-//! A real HTTP server on `127.0.0.1:0` for the REST and net tests.
+//! A real HTTP server on `127.0.0.1:0` for the REST and net tests, over
+//! plain HTTP ([`TestServer::start`]) or TLS ([`TestServer::start_tls`],
+//! with a certificate for `127.0.0.1` and `localhost` from a throwaway CA
+//! the test hands to the client's policy).
 //!
 //! Any path without a route of its own is the echo endpoint: it answers
 //! `200` with a JSON description of the request it received (method, raw
@@ -39,6 +42,9 @@ use futures::StreamExt as _;
 pub struct TestServer {
     /// Where it listens (always 127.0.0.1).
     pub addr: SocketAddr,
+    /// For a TLS server, the PEM of the CA that signed its certificate
+    /// (for `NetPolicy::tls_root_certificates`).
+    pub ca_pem: Option<String>,
     state: Arc<Counters>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -58,6 +64,44 @@ struct Counters {
 impl TestServer {
     /// Starts a server on a free loopback port, inside the current runtime.
     pub async fn start() -> TestServer {
+        let (app, state) = Self::app();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestServer {
+            addr,
+            ca_pem: None,
+            state,
+            task,
+        }
+    }
+
+    /// Starts the same server over TLS, with a certificate for `127.0.0.1`
+    /// and `localhost` signed by a CA made for this server alone
+    /// ([`TestServer::ca_pem`]); no client trusts it unless told to.
+    pub async fn start_tls() -> TestServer {
+        let (app, state) = Self::app();
+        let (ca_pem, config) = tls_config();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestServer {
+            addr,
+            ca_pem: Some(ca_pem),
+            state,
+            task,
+        }
+    }
+
+    fn app() -> (Router, Arc<Counters>) {
         let state = Arc::new(Counters::default());
         let app = Router::new()
             .route("/status/{code}", any(status))
@@ -76,17 +120,17 @@ impl TestServer {
                 count_hits,
             ))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        TestServer { addr, state, task }
+        (app, state)
     }
 
-    /// `http://127.0.0.1:PORT` + `path`.
+    /// `http://127.0.0.1:PORT` + `path` (`https://` for a TLS server).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// The port.
@@ -145,6 +189,67 @@ impl Recorded {
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
             .collect()
+    }
+}
+
+/// A throwaway CA, and a server config whose certificate (for `127.0.0.1`
+/// and `localhost`) it signed.
+fn tls_config() -> (String, tokio_rustls::rustls::ServerConfig) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "chatflow test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "chatflow test server");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &Issuer::new(ca, &ca_key))
+        .unwrap();
+
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf_cert.der().clone()], key)
+        .unwrap();
+    (ca_cert.pem(), config)
+}
+
+/// A TCP listener that hands axum TLS streams; a failed handshake (a client
+/// that does not trust the CA) drops that connection and accepts the next.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, peer)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 
