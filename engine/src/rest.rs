@@ -22,7 +22,12 @@
 //!
 //! Only `301 Moved Permanently` is followed, and only with
 //! `follow_redirects`: at most [`MAX_REDIRECTS`] hops, each checked against
-//! the network policy again.
+//! the network policy again. A hop to another origin (scheme, host or port)
+//! carries none of the block's headers except those named in
+//! `redirect_keep_headers`, and is refused if the request has a body
+//! ([`RestError::RedirectWithBody`]); a hop from `https` to `http` is
+//! refused ([`RestError::InsecureRedirect`]). A hop within the origin keeps
+//! everything.
 //!
 //! ```no_run
 //! use chatflow_engine::Properties;
@@ -84,6 +89,7 @@ pub const DEFAULT_RESPONSE_PROPERTY: &str = "API Response";
 ///   "body": [{"name": "item", "value": "{{item}}"}, {"name": "qty", "value": "1"}],
 ///   "body_encoding": "json",
 ///   "follow_redirects": true,
+///   "redirect_keep_headers": [],
 ///   "ignore_error": false,
 ///   "response_property": "API Response",
 ///   "status_property": "API Response Status",
@@ -127,11 +133,26 @@ pub struct RestConfig {
     #[serde(default)]
     pub body_encoding: BodyEncoding,
     /// Follow `301 Moved Permanently` (only that status), up to
-    /// [`MAX_REDIRECTS`] hops.
+    /// [`MAX_REDIRECTS`] hops. A hop within the request's origin keeps the
+    /// method, headers and body. A hop to another origin (scheme, host or
+    /// port differ) keeps the method, sends only the headers named in
+    /// [`redirect_keep_headers`](Self::redirect_keep_headers), and is
+    /// refused if the request has a body; a hop from `https` to `http` is
+    /// refused.
     ///
     /// By default this is `false`.
     #[serde(default)]
     pub follow_redirects: bool,
+    /// Names of the block's own `headers` (any case) that are sent again
+    /// when a followed `301` leads to another origin. Every name must be a
+    /// header the block sets, and `follow_redirects` must be on. Naming a
+    /// credential here (`Authorization`, an API key) sends it to whatever
+    /// origin the server redirects to, like curl's `--location-trusted`.
+    ///
+    /// By default there are none: a hop to another origin carries none of
+    /// the block's headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_keep_headers: Vec<String>,
     /// On error, continue the conversation (the response property is
     /// removed) instead of stopping it.
     ///
@@ -389,6 +410,16 @@ pub enum ConfigErrorKind {
     /// A zero `timeout_ms` or `max_response_bytes`.
     #[error("must be more than 0")]
     Zero,
+    /// A `redirect_keep_headers` name that is none of the block's
+    /// `headers`.
+    #[error("header {name:?} is not one of the block's headers")]
+    NotABlockHeader {
+        /// The name as written.
+        name: String,
+    },
+    /// `redirect_keep_headers` is set but `follow_redirects` is off.
+    #[error("has no effect without follow_redirects")]
+    KeepWithoutFollow,
 }
 
 fn config_err(field: impl Into<String>, kind: impl Into<ConfigErrorKind>) -> ConfigError {
@@ -438,6 +469,27 @@ pub enum RestError {
         /// The URL that sent the redirect, redacted.
         url: String,
     },
+    /// A `301` from an `https` URL to an `http` one: not followed, nothing
+    /// is sent to the `http` URL.
+    #[error("{from} redirected to {to}: a redirect from https to http is not followed")]
+    InsecureRedirect {
+        /// The URL that sent the redirect, redacted.
+        from: String,
+        /// Where it pointed, redacted.
+        to: String,
+    },
+    /// A `301` to another origin (scheme, host or port) for a request with
+    /// a body: not followed, so the body is never sent to an origin the
+    /// block did not name. Point the block at the new URL instead.
+    #[error(
+        "{from} redirected to another origin ({to}); a request with a body is not sent to another origin"
+    )]
+    RedirectWithBody {
+        /// The URL that sent the redirect, redacted.
+        from: String,
+        /// Where it pointed, redacted.
+        to: String,
+    },
     /// Two JSON body field names rendered to the same text.
     #[error("body field {name:?} appears more than once")]
     DuplicateBodyName {
@@ -448,7 +500,8 @@ pub enum RestError {
 
 impl RestError {
     /// A short, stable name for the error (`render`, `status`,
-    /// `too_many_redirects`, `bad_redirect`, `duplicate_body_name`, or the
+    /// `too_many_redirects`, `bad_redirect`, `insecure_redirect`,
+    /// `redirect_with_body`, `duplicate_body_name`, or the
     /// [`NetError::kind`]: `denied`, `timeout`, `connect`, …), for logs and
     /// machine-readable output.
     pub fn kind(&self) -> &'static str {
@@ -458,6 +511,8 @@ impl RestError {
             RestError::Status { .. } => "status",
             RestError::TooManyRedirects { .. } => "too_many_redirects",
             RestError::BadRedirect { .. } => "bad_redirect",
+            RestError::InsecureRedirect { .. } => "insecure_redirect",
+            RestError::RedirectWithBody { .. } => "redirect_with_body",
             RestError::DuplicateBodyName { .. } => "duplicate_body_name",
         }
     }
@@ -497,6 +552,8 @@ pub struct RestBlock {
     body: Vec<(Template, Template)>,
     body_encoding: BodyEncoding,
     follow_redirects: bool,
+    /// Headers sent again on a hop to another origin.
+    redirect_keep_headers: Vec<HeaderName>,
     ignore_error: bool,
     response_property: String,
     status_property: Option<String>,
@@ -516,6 +573,7 @@ impl RestConfig {
             body: Vec::new(),
             body_encoding: BodyEncoding::default(),
             follow_redirects: false,
+            redirect_keep_headers: Vec::new(),
             ignore_error: false,
             response_property: default_response_property(),
             status_property: None,
@@ -527,8 +585,8 @@ impl RestConfig {
     /// Parses every template and checks every static part: the URL (with
     /// sample values: it must parse, with an `http` or `https` scheme),
     /// header names, literal header text, parameter names, property names,
-    /// limits. Errors name the field (`headers[1].value: unclosed {{ at
-    /// byte 4`).
+    /// `redirect_keep_headers` (each one of the block's headers), limits.
+    /// Errors name the field (`headers[1].value: unclosed {{ at byte 4`).
     pub fn compile(&self) -> Result<RestBlock, ConfigError> {
         let url = UrlTemplate::parse(&self.url).map_err(|e| config_err("url", e))?;
         let sample: Properties = url.names().into_iter().map(|n| (n, "x")).collect();
@@ -563,6 +621,25 @@ impl RestConfig {
                 .render(&sample, Context::Header(name))
                 .map_err(|e| config_err(&field, ConfigErrorKind::Render(e)))?;
             headers.push((header, name.clone(), value));
+        }
+        let mut redirect_keep_headers = Vec::with_capacity(self.redirect_keep_headers.len());
+        for (i, name) in self.redirect_keep_headers.iter().enumerate() {
+            let field = || format!("redirect_keep_headers[{i}]");
+            let header = validate_header_name(name)
+                .map_err(|e| config_err(field(), ConfigErrorKind::Header(e)))?;
+            if !headers.iter().any(|(set, _, _)| *set == header) {
+                return Err(config_err(
+                    field(),
+                    ConfigErrorKind::NotABlockHeader { name: name.clone() },
+                ));
+            }
+            redirect_keep_headers.push(header);
+        }
+        if !redirect_keep_headers.is_empty() && !self.follow_redirects {
+            return Err(config_err(
+                "redirect_keep_headers",
+                ConfigErrorKind::KeepWithoutFollow,
+            ));
         }
         let query = compile_params("query", &self.query)?;
         let body = compile_params("body", &self.body)?;
@@ -602,6 +679,7 @@ impl RestConfig {
             body,
             body_encoding: self.body_encoding,
             follow_redirects: self.follow_redirects,
+            redirect_keep_headers,
             ignore_error: self.ignore_error,
             response_property: self.response_property.clone(),
             status_property: self.status_property.clone(),
@@ -763,10 +841,19 @@ impl RestBlock {
                         limit: MAX_REDIRECTS,
                     });
                 }
-                if next.origin() != again.url().origin() {
-                    // Credentials meant for one origin are not sent to another.
-                    for name in ["authorization", "cookie", "proxy-authorization"] {
-                        again.headers_mut().remove(name);
+                match redirect_hop(again.url(), &next, again.body_bytes().is_some())? {
+                    Hop::SameOrigin => {}
+                    Hop::OtherOrigin => {
+                        // What the block wrote was meant for the origin it
+                        // named: only the headers it says may travel do.
+                        // Once dropped, a header stays dropped for the
+                        // following hops, even back at the first origin.
+                        let names: Vec<HeaderName> = again.headers().keys().cloned().collect();
+                        for name in names {
+                            if !self.redirect_keep_headers.contains(&name) {
+                                again.headers_mut().remove(&name);
+                            }
+                        }
                     }
                 }
                 tracing::debug!(to = %redact_url(&next), "following 301");
@@ -871,6 +958,44 @@ impl RestBlock {
     }
 }
 
+/// Where a followed `301` goes, relative to the request that received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    /// Same scheme, host and port: the request is sent again as it is.
+    SameOrigin,
+    /// Another origin: only the headers the block lets travel are sent.
+    OtherOrigin,
+}
+
+/// The redirect rules for one `301` hop from `from` to `to`, for a request
+/// that has a body or not:
+///
+/// 1. `https` to `http` is refused ([`RestError::InsecureRedirect`]): the
+///    request would leave TLS, whatever it carries.
+/// 2. Within the origin, everything is kept ([`Hop::SameOrigin`]).
+/// 3. To another origin, a request with a body is refused
+///    ([`RestError::RedirectWithBody`]; `docs/rest-block.md` says why this
+///    rather than turning it into a `GET`); one without goes on
+///    ([`Hop::OtherOrigin`]).
+fn redirect_hop(from: &Url, to: &Url, has_body: bool) -> Result<Hop, RestError> {
+    if from.scheme() == "https" && to.scheme() == "http" {
+        return Err(RestError::InsecureRedirect {
+            from: redact_url(from),
+            to: redact_url(to),
+        });
+    }
+    if from.origin() == to.origin() {
+        return Ok(Hop::SameOrigin);
+    }
+    if has_body {
+        return Err(RestError::RedirectWithBody {
+            from: redact_url(from),
+            to: redact_url(to),
+        });
+    }
+    Ok(Hop::OtherOrigin)
+}
+
 /// The URL a `301` points to, resolved against the URL that sent it; `None`
 /// when there is no `Location` (the 301 is then returned as is).
 fn redirect_target(response: &Response) -> Result<Option<Url>, RestError> {
@@ -948,6 +1073,8 @@ mod tests {
             ConfigErrorKind::EmptyName => "EmptyName",
             ConfigErrorKind::DuplicateName { .. } => "DuplicateName",
             ConfigErrorKind::Zero => "Zero",
+            ConfigErrorKind::NotABlockHeader { .. } => "NotABlockHeader",
+            ConfigErrorKind::KeepWithoutFollow => "KeepWithoutFollow",
         }
     }
 
@@ -1068,6 +1195,45 @@ mod tests {
                 "max_response_bytes",
                 "max_response_bytes: must be more than 0",
             ),
+            (
+                RestConfig {
+                    headers: vec![Param::new("X-Api-Key", "k")],
+                    follow_redirects: true,
+                    redirect_keep_headers: vec!["X-Api-Key".into(), "X-Other".into()],
+                    ..base.clone()
+                },
+                "redirect_keep_headers[1]",
+                "redirect_keep_headers[1]: header \"X-Other\" is not one of the block's headers",
+            ),
+            (
+                RestConfig {
+                    headers: vec![Param::new("X-Api-Key", "k")],
+                    follow_redirects: true,
+                    redirect_keep_headers: vec!["Host".into()],
+                    ..base.clone()
+                },
+                "redirect_keep_headers[0]",
+                "redirect_keep_headers[0]: header \"Host\" is set by the client and cannot be set by a block",
+            ),
+            (
+                RestConfig {
+                    headers: vec![Param::new("X-Api-Key", "k")],
+                    follow_redirects: true,
+                    redirect_keep_headers: vec!["X Api Key".into()],
+                    ..base.clone()
+                },
+                "redirect_keep_headers[0]",
+                "redirect_keep_headers[0]: invalid header name \"X Api Key\"",
+            ),
+            (
+                RestConfig {
+                    headers: vec![Param::new("X-Api-Key", "k")],
+                    redirect_keep_headers: vec!["x-api-key".into()],
+                    ..base.clone()
+                },
+                "redirect_keep_headers",
+                "redirect_keep_headers: has no effect without follow_redirects",
+            ),
         ];
         // The typed variant of each case above, in order.
         let variants = [
@@ -1087,6 +1253,10 @@ mod tests {
             "SameProperty",
             "Zero",
             "Zero",
+            "NotABlockHeader",
+            "Header",
+            "Header",
+            "KeepWithoutFollow",
         ];
         assert_eq!(cases.len(), variants.len());
         for ((c, field, message), variant) in cases.into_iter().zip(variants) {
@@ -1095,6 +1265,14 @@ mod tests {
             assert_eq!(variant_name(&err.kind), variant, "{c:?}");
             assert_eq!(err.to_string(), message);
         }
+        // Names match the block's headers in any case.
+        let kept = RestConfig {
+            headers: vec![Param::new("X-Api-Key", "{{key}}")],
+            follow_redirects: true,
+            redirect_keep_headers: vec!["x-API-key".into()],
+            ..base.clone()
+        };
+        assert!(kept.compile().is_ok());
         // A repeated name is fine in a form body.
         let form = RestConfig {
             body: vec![Param::new("a", "1"), Param::new("a", "2")],
@@ -1102,6 +1280,71 @@ mod tests {
             ..base
         };
         assert!(form.compile().is_ok());
+    }
+
+    /// The redirect decision for one hop: from, to, with a body, result.
+    #[test]
+    fn redirect_hops() {
+        let cases = [
+            ("http://a/x", "http://a/y", false, Hop::SameOrigin),
+            ("http://a/x", "http://a/y", true, Hop::SameOrigin),
+            ("http://a/x", "http://a:80/y", true, Hop::SameOrigin),
+            ("https://a/x", "https://A:443/y?q", true, Hop::SameOrigin),
+            ("http://a/x", "http://b/x", false, Hop::OtherOrigin),
+            ("http://a/x", "http://a:8080/x", false, Hop::OtherOrigin),
+            (
+                "http://127.0.0.1:1/",
+                "http://localhost:1/",
+                false,
+                Hop::OtherOrigin,
+            ),
+            // An upgrade to https is another origin, but allowed.
+            ("http://a/x", "https://a/x", false, Hop::OtherOrigin),
+            ("https://a/x", "https://b/x", false, Hop::OtherOrigin),
+        ];
+        for (from, to, body, want) in cases {
+            let (from, to) = (Url::parse(from).unwrap(), Url::parse(to).unwrap());
+            assert_eq!(
+                redirect_hop(&from, &to, body).unwrap(),
+                want,
+                "{from} -> {to}"
+            );
+        }
+    }
+
+    #[test]
+    fn redirect_hops_bad() {
+        let hop = |from: &str, to: &str, body| {
+            redirect_hop(&Url::parse(from).unwrap(), &Url::parse(to).unwrap(), body)
+        };
+        for body in [false, true] {
+            for (from, to) in [
+                ("https://a/x", "http://a/x"),
+                ("https://a/x", "http://b/x"),
+                ("https://a:8443/x?k=1", "http://a:8443/x?k=1"),
+            ] {
+                match hop(from, to, body) {
+                    Err(RestError::InsecureRedirect { from: f, to: t }) => {
+                        assert!(!f.contains('?') && !t.contains('?'), "{f} {t}");
+                    }
+                    other => panic!("{from} -> {to}: expected insecure, got {other:?}"),
+                }
+            }
+        }
+        for (from, to) in [
+            ("http://a/x", "http://b/x"),
+            ("http://a/x", "https://a/x"),
+            ("https://a/x?key=s", "https://b/y?key=s"),
+            ("http://127.0.0.1:1/", "http://127.0.0.1:2/"),
+        ] {
+            match hop(from, to, true) {
+                Err(e @ RestError::RedirectWithBody { .. }) => {
+                    assert_eq!(e.kind(), "redirect_with_body");
+                    assert!(!e.to_string().contains("key="), "{e}");
+                }
+                other => panic!("{from} -> {to}: expected a body refusal, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct NetArgs {
     /// against the rules above. Repeatable.
     #[arg(long = "resolve", value_name = "HOST=ADDR:PORT")]
     pub resolve: Vec<String>,
+    /// Also trust the root certificates in this PEM file for https (an
+    /// internal CA), besides the system's. Repeatable.
+    #[arg(long = "tls-root-cert", value_name = "FILE")]
+    pub tls_root_certs: Vec<std::path::PathBuf>,
 }
 
 impl NetArgs {
@@ -47,6 +51,14 @@ impl NetArgs {
             policy
                 .resolve
                 .insert(host.trim().to_ascii_lowercase(), addr);
+        }
+        for file in &self.tls_root_certs {
+            let pem = std::fs::read_to_string(file)
+                .with_context(|| format!("--tls-root-cert {}", file.display()))?;
+            policy.tls_root_certificates.push(pem);
+        }
+        if !self.tls_root_certs.is_empty() {
+            policy.validate().context("--tls-root-cert")?;
         }
         Ok(policy)
     }

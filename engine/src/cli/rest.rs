@@ -69,9 +69,16 @@ pub struct Args {
     /// a file. Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     sets: Vec<String>,
-    /// Follow `301 Moved Permanently` (only that status; at most 5 hops).
+    /// Follow `301 Moved Permanently` (only that status; at most 5 hops). A
+    /// hop to another origin sends none of the --header headers (unless
+    /// kept with --redirect-keep-header) and is refused for a request with
+    /// a body; https to http is refused.
     #[arg(long)]
     follow_redirects: bool,
+    /// A --header name sent again when a followed 301 leads to another
+    /// origin (scheme, host or port). Repeatable; needs --follow-redirects.
+    #[arg(long = "redirect-keep-header", value_name = "NAME")]
+    redirect_keep_headers: Vec<String>,
     /// On error, continue (the response property is removed) instead of
     /// stopping.
     #[arg(long)]
@@ -113,6 +120,7 @@ pub fn run(args: Args) -> Result<Status> {
     config.body = name_values("--body", &args.body)?;
     config.body_encoding = args.body_encoding;
     config.follow_redirects = args.follow_redirects;
+    config.redirect_keep_headers = args.redirect_keep_headers.clone();
     config.ignore_error = args.ignore_error;
     config.response_property = args.response_property.clone();
     config.status_property = args.status_property.clone();

@@ -39,11 +39,18 @@ struct Inner {
 impl HttpClient {
     /// Builds the client for `policy`, after [`NetPolicy::validate`].
     ///
-    /// Fails with [`PolicyError::Limits`] for inconsistent limits and
-    /// [`PolicyError::Client`] if the TLS backend cannot be initialised.
+    /// Fails with [`PolicyError::Limits`] for inconsistent limits,
+    /// [`PolicyError::RootCertificate`] for an extra root entry without a
+    /// certificate, and [`PolicyError::Client`] if the TLS backend cannot be
+    /// initialised (including with an extra root that does not parse).
     pub fn new(policy: NetPolicy) -> Result<HttpClient, PolicyError> {
         policy.validate()?;
-        let client = reqwest::Client::builder()
+        let roots = policy.root_certificates()?;
+        let mut builder = reqwest::Client::builder();
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots);
+        }
+        let client = builder
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)

@@ -50,7 +50,7 @@ mod client;
 mod policy;
 
 pub use client::{HttpClient, Request, Response};
-pub use policy::{AddressClass, HostPattern, NetPolicy, PolicyError, classify};
+pub use policy::{AddressClass, HostPattern, METADATA_ADDRESSES, NetPolicy, PolicyError, classify};
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 pub use reqwest::{Method, StatusCode};
 

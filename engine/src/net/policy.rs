@@ -28,9 +28,9 @@ use super::{DenyReason, InvalidRequest, NetError, redact_url};
 ///    classified ([`AddressClass`]). Only [`AddressClass::Public`] is
 ///    allowed by default; [`allow_loopback`](Self::allow_loopback) and
 ///    [`allow_private`](Self::allow_private) open those two classes; every
-///    other class (link-local and the cloud metadata address
-///    `169.254.169.254`, unspecified, multicast, broadcast, documentation,
-///    reserved) is always denied. For a host name the check runs on each
+///    other class (cloud metadata addresses, [`METADATA_ADDRESSES`], even
+///    those inside a private or public range; link-local, unspecified,
+///    multicast, broadcast, documentation, reserved) is always denied. For a host name the check runs on each
 ///    address DNS returns, inside the client's resolver, so the address
 ///    checked is the address connected to (DNS rebinding cannot slip
 ///    through); addresses that fail are dropped and the request is denied
@@ -78,8 +78,9 @@ pub struct NetPolicy {
     pub allow_loopback: bool,
     /// Allow private addresses: RFC 1918 (`10/8`, `172.16/12`,
     /// `192.168/16`), carrier-grade NAT (`100.64/10`) and IPv6 unique local
-    /// addresses (`fc00::/7`). Link-local and metadata addresses stay
-    /// denied.
+    /// addresses (`fc00::/7`). Link-local addresses and the cloud metadata
+    /// addresses inside these ranges (AWS's `fd00:ec2::254`, Alibaba's
+    /// `100.100.100.200`…, see [`METADATA_ADDRESSES`]) stay denied.
     ///
     /// By default this is `false`.
     pub allow_private: bool,
@@ -125,6 +126,15 @@ pub struct NetPolicy {
     ///
     /// By default there are none.
     pub resolve: BTreeMap<String, SocketAddr>,
+    /// Extra root certificates trusted for `https`, as PEM text (each entry
+    /// one or more `-----BEGIN CERTIFICATE-----` blocks), in addition to the
+    /// system's roots: for APIs whose certificates an internal CA signs.
+    /// An entry with no certificate in it is refused by
+    /// [`validate`](Self::validate); one whose certificate does not parse
+    /// makes [`HttpClient::new`](super::HttpClient::new) fail.
+    ///
+    /// By default there are none.
+    pub tls_root_certificates: Vec<String>,
 }
 
 impl Default for NetPolicy {
@@ -139,6 +149,7 @@ impl Default for NetPolicy {
             response_bytes: 1 << 20,
             max_response_bytes: 16 << 20,
             resolve: BTreeMap::new(),
+            tls_root_certificates: Vec::new(),
         }
     }
 }
@@ -159,6 +170,16 @@ pub enum PolicyError {
     /// A timeout or size limit is zero, or a default is above its maximum.
     #[error("network policy: {0}")]
     Limits(&'static str),
+    /// An entry of [`NetPolicy::tls_root_certificates`] holds no PEM
+    /// certificate.
+    #[error("network policy: tls_root_certificates[{index}] holds no PEM certificate")]
+    RootCertificate {
+        /// The entry's position in the list.
+        index: usize,
+        /// Why reading it failed, if it was more than finding none.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     /// The HTTP client could not be built (TLS initialisation).
     #[error("building the http client")]
     Client(#[source] reqwest::Error),
@@ -171,8 +192,10 @@ impl NetPolicy {
         Ok(self)
     }
 
-    /// Checks the limits: every timeout and cap is non-zero, and each
-    /// default is at most its maximum. [`HttpClient::new`](super::HttpClient::new)
+    /// Checks the limits (every timeout and cap is non-zero, and each
+    /// default is at most its maximum) and that every
+    /// [`tls_root_certificates`](Self::tls_root_certificates) entry holds a
+    /// certificate. [`HttpClient::new`](super::HttpClient::new)
     /// calls this.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let err = |msg| Err(PolicyError::Limits(msg));
@@ -191,7 +214,32 @@ impl NetPolicy {
         if self.response_bytes > self.max_response_bytes {
             return err("response_bytes is more than max_response_bytes");
         }
+        self.root_certificates()?;
         Ok(())
+    }
+
+    /// The certificates of [`tls_root_certificates`](Self::tls_root_certificates),
+    /// each entry required to hold at least one.
+    pub(crate) fn root_certificates(&self) -> Result<Vec<reqwest::Certificate>, PolicyError> {
+        let mut all = Vec::new();
+        for (index, pem) in self.tls_root_certificates.iter().enumerate() {
+            match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
+                Ok(certs) if !certs.is_empty() => all.extend(certs),
+                Ok(_) => {
+                    return Err(PolicyError::RootCertificate {
+                        index,
+                        source: None,
+                    });
+                }
+                Err(e) => {
+                    return Err(PolicyError::RootCertificate {
+                        index,
+                        source: Some(e),
+                    });
+                }
+            }
+        }
+        Ok(all)
     }
 
     /// The total timeout for a request that asks for `requested` (or for
@@ -319,9 +367,16 @@ pub enum AddressClass {
     /// RFC 1918 `10/8`, `172.16/12`, `192.168/16`; CGNAT `100.64/10`;
     /// unique local `fc00::/7`. Allowed with `allow_private`.
     Private,
-    /// `169.254/16` (including the cloud metadata address
-    /// `169.254.169.254`), `fe80::/10`. Always denied (unless the exact IP
-    /// is an allowed host).
+    /// A cloud provider's instance metadata, credentials or platform
+    /// endpoint ([`METADATA_ADDRESSES`]: `169.254.169.254`,
+    /// `fd00:ec2::254`, `168.63.129.16`, `100.100.100.200`…), whatever
+    /// range it sits in. Always denied, whatever
+    /// [`allow_private`](NetPolicy::allow_private) and
+    /// [`allow_loopback`](NetPolicy::allow_loopback) say, unless the exact
+    /// IP is an allowed host (rule 4 of [`NetPolicy`]).
+    Metadata,
+    /// `169.254/16`, `fe80::/10`, other than the metadata addresses. Always
+    /// denied (unless the exact IP is an allowed host).
     LinkLocal,
     /// `0.0.0.0`, `::`. Always denied.
     Unspecified,
@@ -345,6 +400,7 @@ impl fmt::Display for AddressClass {
         f.write_str(match self {
             AddressClass::Public => "public",
             AddressClass::Loopback => "loopback",
+            AddressClass::Metadata => "a cloud metadata address",
             AddressClass::Private => "private",
             AddressClass::LinkLocal => "link-local",
             AddressClass::Unspecified => "unspecified",
@@ -364,7 +420,77 @@ pub fn classify(ip: IpAddr) -> AddressClass {
     }
 }
 
+/// Cloud instance-metadata, credentials and platform addresses: reaching
+/// one from a cloud VM hands out the instance's credentials or talks to the
+/// host's agent. [`classify`] puts them in [`AddressClass::Metadata`],
+/// which no `allow_*` switch opens; their IPv4-mapped, IPv4-compatible,
+/// NAT64 and 6to4 forms too. Each entry cites the provider's documentation.
+///
+/// Providers whose metadata service shares an address listed here:
+/// Google Cloud, Azure IMDS, Oracle Cloud, DigitalOcean, Hetzner, Huawei
+/// Cloud, IBM Cloud VPC, OpenStack, Vultr and Akamai (Linode) all serve
+/// metadata on `169.254.169.254`. Tencent Cloud documents only the name
+/// `metadata.tencentyun.com` (its address is in `169.254.0.0/16`,
+/// link-local and denied anyway); names are checked on the addresses they
+/// resolve to.
+pub const METADATA_ADDRESSES: &[IpAddr] = &[
+    // AWS EC2 IMDS, IPv4 and IPv6 (Nitro instances):
+    // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html
+    // The same IPv4 address serves Google Cloud
+    // (https://cloud.google.com/compute/docs/metadata/overview), Azure IMDS
+    // (https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service),
+    // Oracle Cloud (https://docs.oracle.com/iaas/Content/Compute/Tasks/gettingmetadata.htm),
+    // DigitalOcean (https://docs.digitalocean.com/products/droplets/how-to/access-metadata/),
+    // Huawei Cloud (https://support.huaweicloud.com/intl/en-us/usermanual-ecs/ecs_03_0166.html),
+    // IBM Cloud VPC (https://cloud.ibm.com/apidocs/vpc-metadata),
+    // OpenStack (https://docs.openstack.org/nova/latest/user/metadata.html)
+    // and Hetzner (https://docs.cloud-init.io/en/latest/reference/datasources/hetzner.html).
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)),
+    // AWS ECS task metadata and task IAM role credentials
+    // (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI):
+    // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html
+    IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
+    // AWS EKS Pod Identity Agent, IPv4 and IPv6:
+    // https://docs.aws.amazon.com/eks/latest/userguide/pod-id-agent-setup.html
+    IpAddr::V4(Ipv4Addr::new(169, 254, 170, 23)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0023)),
+    // Google Cloud metadata server over IPv6, for IPv6-only instances
+    // (https://cloud.google.com/compute/docs/metadata/overview). The one
+    // entry whose page could not be re-read when this list was collected;
+    // it is kept because it is the address Google's IPv6-only VMs use, and
+    // a wrong entry would only deny one unique local address.
+    IpAddr::V6(Ipv6Addr::new(0xfd20, 0x00ce, 0, 0, 0, 0, 0, 0x0254)),
+    // Azure WireServer, a public-range address that fronts the host agent,
+    // DHCP and DNS of every Azure VM:
+    // https://learn.microsoft.com/azure/virtual-network/what-is-ip-address-168-63-129-16
+    IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)),
+    // Alibaba Cloud ECS metadata, inside carrier-grade NAT 100.64/10:
+    // https://www.alibabacloud.com/help/en/ecs/user-guide/overview-of-ecs-instance-metadata
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    // Oracle Cloud IMDS over IPv6, as the OCI SDK's instance principals
+    // signer calls it (oracle/oci-python-sdk,
+    // src/oci/auth/signers/instance_principals_security_token_signer.py):
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x00c1, 0, 0, 0, 0, 0xa9fe, 0xa9fe)),
+    // Oracle Cloud@Customer (and OCI Classic) metadata, inside 192.0.0/24:
+    // https://docs.oracle.com/en/cloud/cloud-at-customer/occ-get-started/retrieve-predefined-instance-metadata.html
+    IpAddr::V4(Ipv4Addr::new(192, 0, 0, 192)),
+    // Scaleway instance metadata, IPv4 and IPv6:
+    // https://www.scaleway.com/en/developers/api/instance/user-data/
+    IpAddr::V4(Ipv4Addr::new(169, 254, 42, 42)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0042, 0, 0, 0, 0, 0, 0x0042)),
+    // Akamai (Linode) metadata over IPv6, from Akamai's own cloud-init
+    // datasource: https://docs.cloud-init.io/en/latest/reference/datasources/akamai.html
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xa9fe, 0xa9fe, 0, 0, 0, 0, 1)),
+    // OpenStack metadata over IPv6 (link-local anyway):
+    // https://specs.openstack.org/openstack/neutron-specs/specs/ussuri/metadata-add-ipv6-support.html
+    IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0xa9fe, 0xa9fe)),
+];
+
 fn classify_v4(ip: Ipv4Addr) -> AddressClass {
+    if METADATA_ADDRESSES.contains(&IpAddr::V4(ip)) {
+        return AddressClass::Metadata;
+    }
     let [a, b, c, _] = ip.octets();
     match (a, b, c) {
         _ if ip.is_unspecified() => AddressClass::Unspecified,
@@ -389,6 +515,9 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
         |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if ip.is_unspecified() {
         return AddressClass::Unspecified;
+    }
+    if METADATA_ADDRESSES.contains(&IpAddr::V6(ip)) {
+        return AddressClass::Metadata;
     }
     if ip.is_loopback() {
         return AddressClass::Loopback;
@@ -470,10 +599,15 @@ impl HostPattern {
                 .trim_end_matches('.')
                 .eq_ignore_ascii_case(want),
             (PatternHost::Wildcard(suffix), Host::Domain(got)) => {
-                let got = got.as_ref().trim_end_matches('.');
+                // Compared as bytes: a host handed in as `Host::Domain` may
+                // hold any text (the URL parser's are ASCII, a caller's need
+                // not be), and slicing a `str` at a byte offset inside a
+                // multi-byte character would panic.
+                let got = got.as_ref().trim_end_matches('.').as_bytes();
+                let suffix = suffix.as_bytes();
                 got.len() > suffix.len() + 1
                     && got[got.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-                    && got.as_bytes()[got.len() - suffix.len() - 1] == b'.'
+                    && got[got.len() - suffix.len() - 1] == b'.'
             }
             (PatternHost::Ip(IpAddr::V4(want)), Host::Ipv4(got)) => want == got,
             (PatternHost::Ip(IpAddr::V6(want)), Host::Ipv6(got)) => want == got,
@@ -514,9 +648,10 @@ impl FromStr for HostPattern {
             };
             let host = match host.strip_prefix("*.") {
                 Some(suffix) => match Host::parse(suffix) {
-                    Ok(Host::Domain(d)) if !d.contains('*') => {
-                        PatternHost::Wildcard(d.trim_end_matches('.').to_string())
-                    }
+                    Ok(Host::Domain(d)) => match canonical_name(&d) {
+                        Some(name) => PatternHost::Wildcard(name),
+                        None => return Err(bad("invalid host name after *.")),
+                    },
                     Ok(_) => return Err(bad("a wildcard must be followed by a host name")),
                     Err(_) => return Err(bad("invalid host name after *.")),
                 },
@@ -526,12 +661,13 @@ impl FromStr for HostPattern {
                             "* is only allowed as the first label, as in *.example.com",
                         ));
                     }
-                    Ok(Host::Domain(d)) if !d.is_empty() => {
-                        PatternHost::Exact(d.trim_end_matches('.').to_string())
-                    }
+                    Ok(Host::Domain(d)) => match canonical_name(&d) {
+                        Some(name) => PatternHost::Exact(name),
+                        None => return Err(bad("invalid host name")),
+                    },
                     Ok(Host::Ipv4(ip)) => PatternHost::Ip(IpAddr::V4(ip)),
                     Ok(Host::Ipv6(ip)) => PatternHost::Ip(IpAddr::V6(ip)),
-                    _ => return Err(bad("invalid host name")),
+                    Err(_) => return Err(bad("invalid host name")),
                 },
             };
             (host, port)
@@ -555,6 +691,21 @@ impl FromStr for HostPattern {
             }
         }
         Ok(HostPattern { host, port })
+    }
+}
+
+/// A parsed host name without its root dots, if that is itself a name the
+/// URL parser keeps as it is and holds no `*`: `.` and `..` leave nothing,
+/// `0..` leaves `0` (an IP address once parsed again), `a。` maps to `a.`,
+/// `﹡` to `*`. Refusing these keeps every pattern printable as text that
+/// parses back to it (the property test `patterns_never_panic` found them).
+fn canonical_name(parsed: &str) -> Option<String> {
+    let name = parsed.trim_end_matches('.');
+    match Host::parse(name) {
+        Ok(Host::Domain(again)) if !name.is_empty() && !name.contains('*') && again == name => {
+            Some(again)
+        }
+        _ => None,
     }
 }
 
@@ -626,7 +777,13 @@ mod tests {
             ("172.31.255.255", Private),
             ("192.168.1.1", Private),
             ("100.64.0.1", Private),
-            ("169.254.169.254", LinkLocal),
+            ("169.254.169.254", Metadata),
+            ("169.254.169.253", LinkLocal),
+            ("169.254.170.2", Metadata),
+            ("168.63.129.16", Metadata),
+            ("168.63.129.17", Public),
+            ("100.100.100.200", Metadata),
+            ("100.100.100.201", Private),
             ("0.0.0.0", Unspecified),
             ("0.1.2.3", Reserved),
             ("224.0.0.1", Multicast),
@@ -644,12 +801,17 @@ mod tests {
             ("::ffff:127.0.0.1", Loopback),
             ("::ffff:7f00:1", Loopback),
             ("::ffff:8.8.8.8", Public),
-            ("::ffff:169.254.169.254", LinkLocal),
+            ("::ffff:169.254.169.254", Metadata),
+            ("::ffff:169.254.1.1", LinkLocal),
             ("::ffff:10.0.0.1", Private),
             ("::127.0.0.1", Loopback),
             ("::ffff:0:127.0.0.1", Loopback),
             ("64:ff9b::127.0.0.1", Loopback),
-            ("64:ff9b::a9fe:a9fe", LinkLocal),
+            ("64:ff9b::a9fe:a9fe", Metadata),
+            ("64:ff9b::a9fe:101", LinkLocal),
+            ("fd00:ec2::254", Metadata),
+            ("fd00:ec2::255", Private),
+            ("fe80::a9fe:a9fe", Metadata),
             ("64:ff9b::8.8.8.8", Public),
             ("64:ff9b:1::1", Reserved),
             ("2002:7f00:1::", Loopback),
@@ -703,6 +865,87 @@ mod tests {
                 "{always}"
             );
         }
+    }
+
+    /// Every metadata address, in every spelling the classifier unwraps,
+    /// is denied with every switch open; its neighbours follow their range.
+    #[test]
+    fn metadata_addresses() {
+        let open = AddressRules {
+            allow_loopback: true,
+            allow_private: true,
+        };
+        let v4_forms = |v4: Ipv4Addr| {
+            let [a, b, c, d] = v4.octets();
+            let (hi, lo) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+            [
+                IpAddr::V4(v4),
+                IpAddr::V6(v4.to_ipv6_mapped()),
+                IpAddr::V6(v4.to_ipv6_compatible()),
+                IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, hi, lo)),
+                IpAddr::V6(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo)),
+                IpAddr::V6(Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1)),
+            ]
+        };
+        let mut forms = Vec::new();
+        for &ip in METADATA_ADDRESSES {
+            match ip {
+                IpAddr::V4(v4) => forms.extend(v4_forms(v4)),
+                IpAddr::V6(_) => forms.push(ip),
+            }
+        }
+        assert!(forms.len() > 40, "{}", forms.len());
+        for ip in forms {
+            assert_eq!(classify(ip), AddressClass::Metadata, "{ip}");
+            assert_eq!(
+                open.check(ip),
+                Err(DenyReason::Address {
+                    ip,
+                    class: AddressClass::Metadata
+                }),
+                "{ip}"
+            );
+        }
+    }
+
+    /// The ones `allow_private` used to open, and the one the default
+    /// policy used to allow (Azure's WireServer is a public address).
+    #[test]
+    fn metadata_addresses_bad() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let open = NetPolicy {
+            allow_loopback: true,
+            allow_private: true,
+            ..NetPolicy::default()
+        };
+        for u in [
+            "http://[fd00:ec2::254]/latest/meta-data/",
+            "http://100.100.100.200/latest/meta-data/",
+            "http://[::ffff:100.100.100.200]/",
+            "http://[64:ff9b::6464:64c8]/",
+            "http://168.63.129.16/machine?comp=goalstate",
+            "http://[2002:a83f:8110::1]/",
+            "http://[fd20:ce::254]/computeMetadata/v1/",
+            "http://[fd00:ec2::23]/v1/credentials",
+            "http://1684301000/",
+        ] {
+            match open.check_url(&url(u)) {
+                Err(NetError::Denied {
+                    reason:
+                        DenyReason::Address {
+                            class: AddressClass::Metadata,
+                            ..
+                        },
+                    ..
+                }) => {}
+                other => panic!("{u}: expected a metadata denial, got {other:?}"),
+            }
+        }
+        // Rule 4: the operator may still name one exact address.
+        let mut named = open.clone();
+        named.allow_host("[fd00:ec2::254]").unwrap();
+        assert!(named.check_url(&url("http://[fd00:ec2::254]/")).is_ok());
+        assert!(named.check_url(&url("http://[fd00:ec2::23]/")).is_err());
     }
 
     #[test]
@@ -810,6 +1053,14 @@ mod tests {
             "255.255.255.255",
             "exa mple.com",
             "http://example.com",
+            ".",
+            "..",
+            "*..",
+            ".:80",
+            "0..",
+            "*.1..",
+            "⁰﹡",
+            "*.a﹡",
         ] {
             assert!(
                 matches!(
@@ -818,6 +1069,87 @@ mod tests {
                 ),
                 "{bad:?} should be refused"
             );
+        }
+    }
+
+    /// Hosts handed to `matches` as `Host::Domain` may hold any text; the
+    /// URL parser's are punycode, a caller's need not be. Each case used to
+    /// slice inside a multi-byte character.
+    #[test]
+    fn patterns_match_non_ascii_hosts() {
+        let wildcard: HostPattern = "*.example.com".parse().unwrap();
+        let exact: HostPattern = "api.example.com".parse().unwrap();
+        for host in [
+            "aaéxample.com",
+            "aéxample.com",
+            "éexample.com",
+            "ü.example.com.",
+            "x.exampé.com",
+            "日本.example.com",
+            "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}",
+            "é",
+            "",
+            ".",
+        ] {
+            let h = Host::Domain(host);
+            let want = host.trim_end_matches('.').ends_with(".example.com");
+            assert_eq!(wildcard.matches(&h, 443), want, "{host:?}");
+            assert!(!exact.matches(&h, 443), "{host:?}");
+        }
+        // Non-ASCII patterns are stored in punycode, and match only that.
+        let idn: HostPattern = "*.bücher.example".parse().unwrap();
+        assert!(idn.matches(&Host::Domain("a.xn--bcher-kva.example"), 80));
+        assert!(!idn.matches(&Host::Domain("a.bücher.example"), 80));
+    }
+
+    #[test]
+    fn patterns_non_ascii_bad() {
+        for bad in [
+            "*.é:",
+            "é:99999",
+            "[é]",
+            "[::1]:é",
+            "*.\u{0}",
+            "*.ü*.com",
+            "ü.*",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<HostPattern>(),
+                    Err(PolicyError::HostPattern { .. })
+                ),
+                "{bad:?} should be refused"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Parsing any text and matching any host never panics; a pattern
+        /// that parses prints as text that parses back to itself.
+        #[test]
+        fn patterns_never_panic(
+            pattern in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "(\\*\\.)?[a-zé日.\\-0-9*\\[\\]:]{0,24}(:[0-9]{0,6})?",
+            ],
+            host in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[a-zé日\u{10FFFF}.]{0,12}(\\.example\\.com)?\\.?",
+            ],
+            port in proptest::prelude::any::<u16>(),
+        ) {
+            if let Ok(p) = pattern.parse::<HostPattern>() {
+                let _ = p.matches(&Host::Domain(host.as_str()), port);
+                if let Ok(parsed) = Host::parse(&host) {
+                    let _ = p.matches(&parsed, port);
+                }
+                let again: HostPattern = p.to_string().parse().unwrap();
+                proptest::prop_assert_eq!(again, p);
+            }
+            for fixed in ["*.example.com", "*.é.example", "example.com", "127.0.0.1", "[::1]:8080"] {
+                let p: HostPattern = fixed.parse().unwrap();
+                let _ = p.matches(&Host::Domain(host.as_str()), port);
+            }
         }
     }
 
@@ -863,7 +1195,7 @@ mod tests {
             (
                 "http://169.254.169.254/latest/meta-data?x=1",
                 "169.254.169.254",
-                AddressClass::LinkLocal,
+                AddressClass::Metadata,
             ),
             ("http://0.0.0.0/", "0.0.0.0", AddressClass::Unspecified),
             ("http://0/", "0.0.0.0", AddressClass::Unspecified),

@@ -187,3 +187,46 @@ async fn bad_arguments_exit_2() {
         assert!(output.stdout.is_empty(), "{case:?}");
     }
 }
+
+/// `--redirect-keep-header` names the headers a cross-origin 301 may carry;
+/// without it none of the `--header`s arrive at the other origin. Naming a
+/// header the block does not set is a bad argument.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_keep_header() {
+    let first = TestServer::start().await;
+    let second = TestServer::start().await;
+    let to: String =
+        url::form_urlencoded::byte_serialize(second.url("/landed").as_bytes()).collect();
+    let url = first.url(&format!("/redirect/301?to={to}"));
+    let base = [
+        "rest",
+        "--url",
+        &url,
+        "--header",
+        "X-Key: secret",
+        "--header",
+        "X-Trace: t1",
+        "--follow-redirects",
+        "--allow-host",
+        "127.0.0.1",
+        "--json",
+    ];
+    for (keep, want_trace) in [(None, vec![]), (Some("x-trace"), vec!["t1"])] {
+        let mut list = args(&base);
+        if let Some(name) = keep {
+            list.extend(args(&["--redirect-keep-header", name]));
+        }
+        let output = chatflow(list).await;
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        let got = second.requests().pop().unwrap();
+        assert!(got.header("x-key").is_empty(), "{keep:?}");
+        assert_eq!(got.header("x-trace"), want_trace, "{keep:?}");
+    }
+
+    let mut bad = args(&base);
+    bad.extend(args(&["--redirect-keep-header", "X-Other"]));
+    let output = chatflow(bad).await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("redirect_keep_headers[0]"), "{stderr}");
+}

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use chatflow_engine::net::{
-    AddressClass, DenyReason, HttpClient, InvalidRequest, Method, NetError, NetPolicy, Request,
-    StatusCode, TimeoutPhase,
+    AddressClass, DenyReason, HttpClient, InvalidRequest, Method, NetError, NetPolicy, PolicyError,
+    Request, StatusCode, TimeoutPhase,
 };
 use serde_json::Value;
 
@@ -145,7 +145,12 @@ async fn ssrf_spellings_are_denied_by_default() {
         (
             "http://169.254.169.254/latest/meta-data/".into(),
             "169.254.169.254",
-            AddressClass::LinkLocal,
+            AddressClass::Metadata,
+        ),
+        (
+            "http://168.63.129.16/machine".into(),
+            "168.63.129.16",
+            AddressClass::Metadata,
         ),
         (
             format!("http://0.0.0.0:{port}/"),
@@ -259,6 +264,119 @@ async fn host_names_are_checked_on_resolved_addresses() {
     let response = client.send(get(&url)).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(server.hits(), 1);
+}
+
+/// Cloud metadata addresses stay denied with every address class open,
+/// whether the URL names them or a host name resolves to them, and in their
+/// IPv4-mapped and NAT64 spellings; nothing is sent.
+#[tokio::test]
+async fn metadata_addresses_are_denied_with_every_class_open() {
+    let mut policy = NetPolicy::default();
+    policy.allow_loopback = true;
+    policy.allow_private = true;
+    let pins = [
+        ("aws6.chatflow.test", "[fd00:ec2::254]:80"),
+        ("alibaba.chatflow.test", "100.100.100.200:80"),
+        ("azure.chatflow.test", "168.63.129.16:80"),
+        ("gcp.chatflow.test", "169.254.169.254:80"),
+        ("eks.chatflow.test", "[fd00:ec2::23]:80"),
+        ("mapped.chatflow.test", "[::ffff:100.100.100.200]:80"),
+    ];
+    for (name, addr) in pins {
+        policy.resolve.insert(name.into(), addr.parse().unwrap());
+    }
+    let client = HttpClient::new(policy).unwrap();
+    let literals = [
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://100.100.100.200/latest/meta-data/",
+        "http://[::ffff:6464:64c8]/",
+        "http://[64:ff9b::a83f:8110]/",
+        "http://168.63.129.16/machine?comp=goalstate",
+    ];
+    let names = pins.map(|(name, _)| format!("http://{name}/latest/meta-data/"));
+    for url in literals.iter().map(|u| u.to_string()).chain(names) {
+        let started = Instant::now();
+        match client.send(get(&url)).await {
+            Err(NetError::Denied {
+                reason:
+                    DenyReason::Address {
+                        class: AddressClass::Metadata,
+                        ..
+                    },
+                ..
+            }) => {}
+            other => panic!("{url}: expected a metadata denial, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{url} was not refused at once"
+        );
+    }
+}
+
+/// `tls_root_certificates` makes the client trust an operator's CA: a TLS
+/// server signed by it fails to connect without it and answers with it.
+/// An entry without a certificate is refused when the client is built.
+#[tokio::test]
+async fn extra_root_certificates_are_trusted() {
+    let server = TestServer::start_tls().await;
+    let url = server.url("/json");
+
+    let untrusted = loopback_client();
+    match untrusted.send(get(&url)).await {
+        Err(NetError::Connect { .. }) => {}
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+    assert_eq!(server.hits(), 0);
+
+    let mut policy = loopback_policy();
+    policy
+        .tls_root_certificates
+        .push(server.ca_pem.clone().unwrap());
+    let trusted = HttpClient::new(policy).unwrap();
+    let response = trusted.send(get(&url)).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.text(), r#"{"ok":true,"name":"Zoë"}"#);
+    // The certificate names `localhost` too.
+    let mut policy = NetPolicy::default();
+    policy.allow_loopback = true;
+    policy
+        .tls_root_certificates
+        .push(server.ca_pem.clone().unwrap());
+    policy.resolve.insert("localhost".into(), server.addr);
+    let by_name = HttpClient::new(policy).unwrap();
+    let response = by_name
+        .send(get(&format!("https://localhost:{}/json", server.port())))
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+#[test]
+fn extra_root_certificates_bad() {
+    for (pem, index) in [
+        ("not a certificate".to_string(), 0),
+        (String::new(), 0),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+            0,
+        ),
+    ] {
+        let mut policy = NetPolicy::default();
+        policy.tls_root_certificates.push(pem.clone());
+        match HttpClient::new(policy) {
+            Err(PolicyError::RootCertificate { index: got, .. }) => assert_eq!(got, index),
+            other => panic!("{pem:?}: expected a refused root, got {other:?}"),
+        }
+    }
+    let mut policy = NetPolicy::default();
+    policy.tls_root_certificates.push(
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n".into(),
+    );
+    assert!(
+        matches!(HttpClient::new(policy), Err(PolicyError::Client(_))),
+        "a PEM block that is not a certificate fails the client"
+    );
 }
 
 /// `resolve` pins a host name to an address (like curl's `--resolve`): no

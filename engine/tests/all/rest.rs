@@ -13,7 +13,7 @@ use chatflow_engine::template::RenderError;
 use serde_json::{Value, json};
 
 use crate::support::server::TestServer;
-use crate::support::{closed_port, loopback_client};
+use crate::support::{closed_port, loopback_client, loopback_policy};
 
 fn config(value: Value) -> RestConfig {
     serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{value}: {e}"))
@@ -323,7 +323,11 @@ async fn redirect_to_a_denied_address_is_refused() {
     let cases = [
         (
             "http://169.254.169.254/latest/meta-data/",
-            AddressClass::LinkLocal,
+            AddressClass::Metadata,
+        ),
+        (
+            "http://100.100.100.200/latest/meta-data/",
+            AddressClass::Metadata,
         ),
         ("http://10.0.0.1/admin", AddressClass::Private),
         ("http://[::ffff:10.0.0.1]/", AddressClass::Private),
@@ -365,39 +369,258 @@ async fn redirect_to_a_denied_address_is_refused() {
     ));
 }
 
-/// A 301 to another origin drops credentials meant for the first.
+/// `to` as a query value.
+fn enc(to: &str) -> String {
+    url::form_urlencoded::byte_serialize(to.as_bytes()).collect()
+}
+
+/// The attack from issue 10: a POST with an API key and a body, answered
+/// with a 301 to another origin. Nothing reaches the other origin: not the
+/// key, not the body, not the request. Both kinds of "other": another port
+/// (a second server) and another host on the same port (`localhost`).
 #[tokio::test]
-async fn cross_origin_redirect_drops_credentials() {
+async fn cross_origin_redirect_of_a_request_with_a_body_is_refused() {
+    let first = TestServer::start().await;
+    let second = TestServer::start().await;
+    let mut policy = loopback_policy();
+    policy.allow_host("localhost").unwrap();
+    policy.allow_loopback = true;
+    policy.resolve.insert("localhost".into(), first.addr);
+    let client = HttpClient::new(policy).unwrap();
+    let targets = [
+        second.url("/anything"),
+        format!("http://localhost:{}/anything", first.port()),
+    ];
+    for target in targets {
+        let hits = (first.hits(), second.hits());
+        let outcome = run(
+            &client,
+            json!({"method": "POST",
+                   "url": first.url(&format!("/redirect-to?url={}&status_code=301", enc(&target))),
+                   "headers": [{"name": "X-Api-Key", "value": "{{key}}"}],
+                   "body": [{"name": "card", "value": "{{card}}"}],
+                   "follow_redirects": true, "ignore_error": true,
+                   "status_property": "Status"}),
+            &props(&[
+                ("key", "k-secret"),
+                ("card", "4111"),
+                ("API Response", "stale"),
+            ]),
+        )
+        .await;
+        match &outcome.error {
+            Some(e @ RestError::RedirectWithBody { from, to }) => {
+                assert_eq!(e.kind(), "redirect_with_body");
+                assert!(from.ends_with("/redirect-to"), "{from}");
+                assert!(to.ends_with("/anything"), "{to}");
+            }
+            other => panic!("{target}: expected a refused redirect, got {other:?}"),
+        }
+        assert_eq!(outcome.status, Some(StatusCode::MOVED_PERMANENTLY));
+        assert_eq!(outcome.redirects, 0, "the hop was not followed");
+        assert_eq!(outcome.changes.get("API Response"), Some(None));
+        assert_eq!(outcome.changes.get("Status"), Some(Some("301")));
+        assert_eq!(first.hits() - hits.0, 1, "{target}: only the first request");
+        assert_eq!(
+            second.hits() - hits.1,
+            0,
+            "{target}: nothing at the other origin"
+        );
+        let sent = first.requests().pop().unwrap();
+        assert_eq!(sent.path, "/redirect-to");
+        assert_eq!(
+            sent.header("x-api-key"),
+            ["k-secret"],
+            "the named origin got it"
+        );
+    }
+    assert!(second.requests().is_empty());
+}
+
+/// A 301 to another origin for a request without a body is followed, with
+/// none of the block's headers unless the block names them; the other
+/// origin's recorded request shows exactly what arrived.
+#[tokio::test]
+async fn cross_origin_redirect_sends_only_the_kept_headers() {
     let first = TestServer::start().await;
     let second = TestServer::start().await;
     let client = loopback_client();
+    let headers = json!([
+        {"name": "X-Api-Key", "value": "{{key}}"},
+        {"name": "Authorization", "value": "Bearer {{key}}"},
+        {"name": "Cookie", "value": "session={{key}}"},
+        {"name": "X-Trace", "value": "t1"},
+        {"name": "X-Trace", "value": "t2"},
+    ]);
+    let url = first.url(&format!("/redirect/301?to={}", enc(&second.url("/landed"))));
+    for (method, keep, want_trace) in [
+        ("GET", json!([]), vec![]),
+        ("DELETE", json!([]), vec![]),
+        ("GET", json!(["x-trace"]), vec!["t1", "t2"]),
+    ] {
+        let before = second.requests().len();
+        let outcome = run(
+            &client,
+            json!({"method": method, "url": url, "headers": headers,
+                   "follow_redirects": true, "redirect_keep_headers": keep}),
+            &props(&[("key", "k-secret")]),
+        )
+        .await;
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        assert_eq!(outcome.redirects, 1);
+        let got = &second.requests()[before..];
+        assert_eq!(got.len(), 1);
+        let got = &got[0];
+        assert_eq!(
+            (got.method.as_str(), got.path.as_str()),
+            (method, "/landed")
+        );
+        for secret in ["x-api-key", "authorization", "cookie"] {
+            assert!(
+                got.header(secret).is_empty(),
+                "{method} {keep}: {secret} leaked"
+            );
+        }
+        assert!(
+            !got.headers.iter().any(|(_, v)| v.contains("k-secret")),
+            "{:?}",
+            got.headers
+        );
+        assert_eq!(got.header("x-trace"), want_trace, "{method} {keep}");
+        assert_eq!(
+            got.header("user-agent").len(),
+            1,
+            "the client's own headers stay"
+        );
+    }
+    // The first origin received everything, every time.
+    for sent in first.requests() {
+        assert_eq!(sent.header("x-api-key"), ["k-secret"]);
+        assert_eq!(sent.header("authorization"), ["Bearer k-secret"]);
+    }
+
+    // A key the block names travels: the author's explicit choice.
+    let kept = run(
+        &client,
+        json!({"method": "GET", "url": url, "headers": headers,
+               "follow_redirects": true, "redirect_keep_headers": ["X-API-KEY"]}),
+        &props(&[("key", "k-secret")]),
+    )
+    .await;
+    assert!(kept.error.is_none(), "{:?}", kept.error);
+    let got = second.requests().pop().unwrap();
+    assert_eq!(got.header("x-api-key"), ["k-secret"]);
+    assert!(got.header("authorization").is_empty());
+}
+
+/// Once a hop leaves the block's origin, the dropped headers stay dropped,
+/// even when a later hop comes back.
+#[tokio::test]
+async fn headers_dropped_on_the_way_out_do_not_come_back() {
+    let first = TestServer::start().await;
+    let second = TestServer::start().await;
+    let client = loopback_client();
+    let back = second.url(&format!("/redirect/301?to={}", enc(&first.url("/back"))));
     let outcome = run(
         &client,
         json!({"method": "GET",
-               "url": first.url(&format!("/redirect/301?to={}", second.url("/landed"))),
+               "url": first.url(&format!("/redirect/301?to={}", enc(&back))),
+               "headers": [{"name": "X-Api-Key", "value": "k-secret"}],
+               "follow_redirects": true}),
+        &Properties::new(),
+    )
+    .await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.redirects, 2);
+    assert_eq!(echoed(&outcome)["path"], "/back");
+    let landed = first.requests().pop().unwrap();
+    assert_eq!(landed.path, "/back");
+    assert!(landed.header("x-api-key").is_empty());
+    assert!(second.requests()[0].header("x-api-key").is_empty());
+}
+
+/// A 301 from https to http is refused, to another server or to the same
+/// host and port; nothing reaches the http side. The first hop is a real
+/// TLS server whose throwaway CA the policy trusts
+/// (`NetPolicy::tls_root_certificates`), and an https-to-https 301 is
+/// followed as usual.
+#[tokio::test]
+async fn https_to_http_redirect_is_refused() {
+    let secure = TestServer::start_tls().await;
+    let plain = TestServer::start().await;
+    let mut policy = loopback_policy();
+    policy
+        .tls_root_certificates
+        .push(secure.ca_pem.clone().unwrap());
+    let client = HttpClient::new(policy).unwrap();
+    let headers = json!([{"name": "X-Api-Key", "value": "k-secret"}]);
+
+    let within = run(
+        &client,
+        json!({"method": "GET", "url": secure.url("/redirect/301?to=/json"),
+               "headers": headers, "follow_redirects": true}),
+        &Properties::new(),
+    )
+    .await;
+    assert!(within.error.is_none(), "{:?}", within.error);
+    assert_eq!(within.redirects, 1);
+    assert_eq!(
+        within.changes.get("API Response"),
+        Some(Some(r#"{"ok":true,"name":"Zoë"}"#))
+    );
+    assert_eq!(secure.requests()[1].header("x-api-key"), ["k-secret"]);
+
+    for target in [
+        plain.url("/landed?key=k-secret"),
+        format!("http://127.0.0.1:{}/landed", secure.port()),
+    ] {
+        let before = secure.hits();
+        let outcome = run(
+            &client,
+            json!({"method": "GET",
+                   "url": secure.url(&format!("/redirect/301?to={}", enc(&target))),
+                   "headers": headers, "follow_redirects": true, "ignore_error": true}),
+            &Properties::new(),
+        )
+        .await;
+        match &outcome.error {
+            Some(e @ RestError::InsecureRedirect { from, to }) => {
+                assert_eq!(e.kind(), "insecure_redirect");
+                assert!(from.starts_with("https://127.0.0.1:"), "{from}");
+                assert!(to.starts_with("http://127.0.0.1:"), "{to}");
+                assert!(!e.to_string().contains("k-secret"), "{e}");
+            }
+            other => panic!("{target}: expected an insecure redirect, got {other:?}"),
+        }
+        assert_eq!(outcome.redirects, 0);
+        assert_eq!(outcome.status, Some(StatusCode::MOVED_PERMANENTLY));
+        assert_eq!(secure.hits() - before, 1, "{target}");
+    }
+    assert_eq!(plain.hits(), 0, "nothing reached the http server");
+}
+
+/// Within the origin a 301 keeps everything: method, headers and body.
+#[tokio::test]
+async fn same_origin_redirect_keeps_method_headers_and_body() {
+    let server = TestServer::start().await;
+    let client = loopback_client();
+    let outcome = run(
+        &client,
+        json!({"method": "POST", "url": server.url("/redirect/301?to=/kept"),
                "headers": [{"name": "Authorization", "value": "Bearer {{token}}"},
-                           {"name": "X-Trace", "value": "t1"}],
+                           {"name": "X-Api-Key", "value": "{{token}}"}],
+               "body": [{"name": "card", "value": "4111"}],
                "follow_redirects": true}),
         &props(&[("token", "secret")]),
     )
     .await;
     let echo = echoed(&outcome);
-    assert_eq!(echo["path"], "/landed");
-    assert!(header_values(&echo, "authorization").is_empty());
-    assert_eq!(header_values(&echo, "x-trace"), ["t1"]);
-
-    let same_origin = run(
-        &client,
-        json!({"method": "GET", "url": first.url("/redirect/301?to=/kept"),
-               "headers": [{"name": "Authorization", "value": "Bearer {{token}}"}],
-               "follow_redirects": true}),
-        &props(&[("token", "secret")]),
-    )
-    .await;
-    assert_eq!(
-        header_values(&echoed(&same_origin), "authorization"),
-        ["Bearer secret"]
-    );
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/kept");
+    assert_eq!(echo["body"], r#"{"card":"4111"}"#);
+    assert_eq!(header_values(&echo, "authorization"), ["Bearer secret"]);
+    assert_eq!(header_values(&echo, "x-api-key"), ["secret"]);
+    assert_eq!(header_values(&echo, "content-type"), ["application/json"]);
 }
 
 /// The outcome rules for every kind of failure, with and without ignore

@@ -1,5 +1,6 @@
 //! HTTP from the guest against a real loopback server: allowed, denied by
-//! policy, call limit, response size cap, timeouts, cancellation.
+//! policy, redirects returned unfollowed, call limit, response size cap,
+//! timeouts, cancellation.
 
 use std::time::{Duration, Instant};
 
@@ -122,6 +123,45 @@ async fn post_with_headers_and_body_goes_over_the_wire() {
         .map(|h| h[1].clone())
         .collect();
     assert_eq!(keys, vec!["abc", "def"]);
+}
+
+/// The host never follows a redirect for a guest: whatever the status
+/// (301, 302, 303, 307, 308), the guest gets the redirect itself, with its
+/// `location`, and nothing is sent to that location. Whatever the guest
+/// sends there next is a new request of its own, checked by the policy.
+#[tokio::test]
+async fn redirects_come_back_to_the_guest_unfollowed() {
+    let first = TestServer::start().await;
+    let second = TestServer::start().await;
+    let sb = sandbox();
+    let landed = second.url("/landed");
+    let to: String = url::form_urlencoded::byte_serialize(landed.as_bytes()).collect();
+    for code in [301, 302, 303, 307, 308] {
+        let outcome = fetch(
+            &sb,
+            serde_json::json!({
+                "method": "POST",
+                "url": first.url(&format!("/redirect-to?url={to}&status_code={code}")),
+                "headers": [["X-Api-Key", "k-secret"]],
+                "body": "{\"card\":\"4111\"}"
+            }),
+        )
+        .await;
+        assert_eq!(outcome.http_calls, 1);
+        let output = ok(outcome);
+        let get = |name| output.changes.get(name).flatten().unwrap_or_default();
+        assert_eq!(get("status"), code.to_string());
+        assert!(
+            get("headers").contains(&format!("location: {landed}\n")),
+            "{}",
+            get("headers")
+        );
+        let sent = first.requests().pop().unwrap();
+        assert_eq!(sent.header("x-api-key"), ["k-secret"]);
+        assert_eq!(sent.body, br#"{"card":"4111"}"#);
+    }
+    assert_eq!(first.hits(), 5);
+    assert_eq!(second.hits(), 0, "nothing was sent to the location");
 }
 
 #[tokio::test]

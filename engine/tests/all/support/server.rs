@@ -1,14 +1,20 @@
-//! A real HTTP server on `127.0.0.1:0` for the REST and net tests.
+//! A real HTTP server on `127.0.0.1:0` for the REST and net tests, over
+//! plain HTTP ([`TestServer::start`]) or TLS ([`TestServer::start_tls`],
+//! with a certificate for `127.0.0.1` and `localhost` from a throwaway CA
+//! the test hands to the client's policy).
 //!
 //! Any path without a route of its own is the echo endpoint: it answers
 //! `200` with a JSON description of the request it received (method, raw
 //! path, raw query, headers in order, body as text), so tests assert on
-//! what actually went over the wire. The other routes:
+//! what actually went over the wire. Every request, on any route, is also
+//! recorded ([`TestServer::requests`]): a test can check what a server
+//! received even when the client never saw the answer. The other routes:
 //!
 //! | route | answers |
 //! |---|---|
 //! | `/status/{code}` | that status, body `status {code}` |
 //! | `/redirect/{code}?to=URL` | that status with `Location: URL` |
+//! | `/redirect-to?url=URL&status_code=N` | the same, as httpbin spells it (302 by default) |
 //! | `/loop` | `301` to `/loop`, forever |
 //! | `/slow` | `200` after 10 s |
 //! | `/slow-body` | headers at once, then a body byte every 100 ms, forever (open ones counted) |
@@ -20,8 +26,8 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -36,6 +42,9 @@ use futures::StreamExt as _;
 pub struct TestServer {
     /// Where it listens (always 127.0.0.1).
     pub addr: SocketAddr,
+    /// For a TLS server, the PEM of the CA that signed its certificate
+    /// (for `NetPolicy::tls_root_certificates`).
+    pub ca_pem: Option<String>,
     state: Arc<Counters>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -44,6 +53,8 @@ pub struct TestServer {
 struct Counters {
     /// Requests received, on any route.
     hits: AtomicUsize,
+    /// The requests received, in order.
+    requests: Mutex<Vec<Recorded>>,
     /// Bytes the `/endless` route has produced so far.
     endless_bytes: AtomicU64,
     /// `/slow-body` responses still being sent (their connection open).
@@ -53,10 +64,49 @@ struct Counters {
 impl TestServer {
     /// Starts a server on a free loopback port, inside the current runtime.
     pub async fn start() -> TestServer {
+        let (app, state) = Self::app();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestServer {
+            addr,
+            ca_pem: None,
+            state,
+            task,
+        }
+    }
+
+    /// Starts the same server over TLS, with a certificate for `127.0.0.1`
+    /// and `localhost` signed by a CA made for this server alone
+    /// ([`TestServer::ca_pem`]); no client trusts it unless told to.
+    pub async fn start_tls() -> TestServer {
+        let (app, state) = Self::app();
+        let (ca_pem, config) = tls_config();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestServer {
+            addr,
+            ca_pem: Some(ca_pem),
+            state,
+            task,
+        }
+    }
+
+    fn app() -> (Router, Arc<Counters>) {
         let state = Arc::new(Counters::default());
         let app = Router::new()
             .route("/status/{code}", any(status))
             .route("/redirect/{code}", any(redirect))
+            .route("/redirect-to", any(redirect_to))
             .route("/loop", any(redirect_loop))
             .route("/slow", any(slow))
             .route("/slow-body", any(slow_body))
@@ -70,17 +120,17 @@ impl TestServer {
                 count_hits,
             ))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        TestServer { addr, state, task }
+        (app, state)
     }
 
-    /// `http://127.0.0.1:PORT` + `path`.
+    /// `http://127.0.0.1:PORT` + `path` (`https://` for a TLS server).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// The port.
@@ -91,6 +141,11 @@ impl TestServer {
     /// Requests received so far.
     pub fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
+    }
+
+    /// The requests received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
     }
 
     /// Bytes `/endless` has produced so far.
@@ -111,13 +166,117 @@ impl Drop for TestServer {
     }
 }
 
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `GET`, `POST`…
+    pub method: String,
+    /// The raw path.
+    pub path: String,
+    /// The raw query, if any.
+    pub query: Option<String>,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The values of header `name` (lower case), in order.
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// A throwaway CA, and a server config whose certificate (for `127.0.0.1`
+/// and `localhost`) it signed.
+fn tls_config() -> (String, tokio_rustls::rustls::ServerConfig) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "chatflow test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "chatflow test server");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &Issuer::new(ca, &ca_key))
+        .unwrap();
+
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf_cert.der().clone()], key)
+        .unwrap();
+    (ca_cert.pem(), config)
+}
+
+/// A TCP listener that hands axum TLS streams; a failed handshake (a client
+/// that does not trust the CA) drops that connection and accepts the next.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, peer)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 async fn count_hits(
     State(state): State<Arc<Counters>>,
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
     state.hits.fetch_add(1, Ordering::SeqCst);
-    next.run(request).await
+    let (parts, body) = request.into_parts();
+    // Test bodies are small; read the whole body to record it, then hand
+    // the route the same bytes.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    state.requests.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+        body: body.to_vec(),
+    });
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 async fn echo(request: Request) -> Response {
@@ -150,6 +309,15 @@ async fn redirect(Path(code): Path<u16>, Query(q): Query<HashMap<String, String>
         headers.insert(header::LOCATION, to.parse().unwrap());
     }
     (status, headers, format!("redirect {code}")).into_response()
+}
+
+async fn redirect_to(Query(q): Query<HashMap<String, String>>) -> Response {
+    let code = q.get("status_code").map_or(302, |c| c.parse().unwrap());
+    let mut headers = HeaderMap::new();
+    if let Some(to) = q.get("url") {
+        headers.insert(header::LOCATION, to.parse().unwrap());
+    }
+    (StatusCode::from_u16(code).unwrap(), headers, "redirect").into_response()
 }
 
 async fn redirect_loop() -> Response {
