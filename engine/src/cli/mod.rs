@@ -11,11 +11,31 @@ use clap::{Parser, Subcommand};
 
 use chatflow_engine::Properties;
 
+// If you're reading this because `println!` in a subcommand does not behave
+// like std's: these four macros shadow std's for every module below (macro
+// textual scope), so no CLI output can panic on a closed pipe. Same syntax,
+// same buffering; see `output.rs` for what happens on a write error.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::cli::output::stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::cli::output::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::output::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::cli::output::stderr(format_args!($($arg)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::cli::output::stderr(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::output::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod bench;
 mod check;
 mod code;
 mod demo;
 mod net_args;
+mod output;
 mod rest;
 mod run;
 mod transcript;
@@ -67,7 +87,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
     };
-    match result {
+    let code = match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Stopped) => ExitCode::from(1),
         Ok(Status::Invalid) => ExitCode::from(2),
@@ -75,6 +95,16 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    };
+    // A closed pipe (`chatflow demo | head -3`) is not an error: the
+    // command's own status stands. Any other failure to write means the
+    // output is incomplete.
+    match output::finish() {
+        Some(err) => {
+            eprintln!("error: writing the output to stdout: {err}");
+            ExitCode::from(2)
+        }
+        None => code,
     }
 }
 

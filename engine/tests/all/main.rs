@@ -6,6 +6,8 @@
 
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "cli")]
+mod cli_pipe;
 mod examples;
 mod flow;
 mod flow_code;
