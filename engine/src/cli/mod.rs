@@ -31,10 +31,12 @@ macro_rules! eprintln {
 }
 
 mod bench;
+mod build;
 mod check;
 mod code;
 mod demo;
 mod net_args;
+mod new;
 mod output;
 mod rest;
 mod run;
@@ -63,6 +65,11 @@ enum Command {
     Demo(demo::Args),
     /// Time a Code block over many runs: time, fuel, fuel per input byte.
     Bench(bench::Args),
+    /// Create a Code block crate: the block, a unit test, a sample input.
+    New(new::Args),
+    /// Build the Code block crate in this directory for wasm32 and check
+    /// the module against ABI v1.
+    Build(build::Args),
 }
 
 /// What a subcommand reports back; turned into the process exit code.
@@ -86,6 +93,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
     };
     let code = match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

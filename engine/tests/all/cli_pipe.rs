@@ -156,3 +156,22 @@ fn help() {
     }
     check_closed_pipes(&["--version"], 0);
 }
+
+/// `chatflow new` with nobody reading: the crate is still created in full
+/// and the exit code is 0, as with a reader.
+#[test]
+fn new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = chatflow(&["new", "piped-block"])
+        .current_dir(tmp.path())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(tmp.path().join("piped-block/README.md").is_file());
+}

@@ -5,6 +5,8 @@
 //! Rust guests built for wasm32 by a build script).
 
 #[cfg(feature = "cli")]
+mod author;
+#[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "cli")]
 mod cli_pipe;
