@@ -180,8 +180,15 @@ mod tests {
     /// `chatflow build` give authors.
     #[test]
     fn the_workspace_profile_is_the_one_authors_get() {
-        let root = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-            .expect("the workspace manifest");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+        let Ok(root) = std::fs::read_to_string(path) else {
+            // The packaged crate, outside the repository: no workspace.
+            assert!(
+                !std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk"))
+                    .exists()
+            );
+            return;
+        };
         let mut in_table = false;
         let mut settings = Vec::new();
         for line in root.lines() {
