@@ -2,7 +2,9 @@
 //! subcommand lives in its own file and only calls the library.
 //!
 //! Exit codes, for every subcommand: `0` success (or an ignored error), `1`
-//! the block or flow stopped on an error, `2` bad arguments or invalid input.
+//! the block or flow stopped on an error (for `build`: the compiler
+//! failed), `2` bad arguments or invalid input. Never anything else: output
+//! goes through `output.rs`, so a closed pipe is not a panic.
 
 use std::process::ExitCode;
 

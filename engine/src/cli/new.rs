@@ -330,6 +330,29 @@ mod tests {
         assert!(sdk.join("src/lib.rs").is_file());
     }
 
+    /// docs/writing-code-blocks.md quotes the block `chatflow new` writes
+    /// (section 3): the quote must be the template's text.
+    #[test]
+    fn the_guide_quotes_the_template() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/writing-code-blocks.md"
+        );
+        let Ok(guide) = std::fs::read_to_string(path) else {
+            // The packaged crate, outside the repository: no guide.
+            assert!(find_sdk(None).is_err());
+            return;
+        };
+        let section = &guide[guide.find("## 3. Write the block").unwrap()..];
+        let start = section.find("```rust\n").unwrap() + "```rust\n".len();
+        let quote = &section[start..start + section[start..].find("```\n").unwrap()];
+        assert!(quote.contains("chatflow_sdk::code_block!(run);"), "{quote}");
+        assert!(
+            LIB_RS.contains(quote),
+            "the guide's section 3 differs from new/template/src/lib.rs:\n{quote}"
+        );
+    }
+
     #[test]
     fn a_wrong_sdk_path_is_refused_bad() {
         let err = find_sdk(Some(Path::new(env!("CARGO_MANIFEST_DIR")))).unwrap_err();

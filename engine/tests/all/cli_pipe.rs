@@ -151,7 +151,13 @@ fn rest() {
 #[test]
 fn help() {
     // clap prints help itself; it must not panic either.
-    for command in [&["--help"][..], &["rest", "--help"], &["run", "--help"]] {
+    for command in [
+        &["--help"][..],
+        &["rest", "--help"],
+        &["run", "--help"],
+        &["new", "--help"],
+        &["build", "--help"],
+    ] {
         check_closed_pipes(command, 0);
     }
     check_closed_pipes(&["--version"], 0);
