@@ -1,5 +1,8 @@
-//! Build chatflow Code blocks (Rust guests) for `wasm32-unknown-unknown`
-//! from a build script.
+//! Build chatflow Code blocks (Rust guests) for `wasm32-unknown-unknown`:
+//! from a build script ([`GuestBuild`]), or one author's crate
+//! ([`BlockBuild`], what `chatflow build` runs). Both run cargo the same
+//! way (the same flags, the same profile settings,
+//! [`GUEST_PROFILE_SETTINGS`], the same target check and artifact parsing).
 //!
 //! The engine embeds the example Code blocks, its tests load the test
 //! guests, and the benches run both; all of them need the guests compiled
@@ -50,6 +53,14 @@
 //! ```
 
 #![deny(missing_docs)]
+
+mod block;
+mod profile;
+
+pub use block::{BlockBuild, BlockPlan, ProfileSource};
+pub use profile::{
+    GUEST_PROFILE_SETTINGS, defines_profile, guest_profile_config, guest_profile_toml,
+};
 
 use std::collections::BTreeSet;
 use std::env;
@@ -136,6 +147,35 @@ pub enum BuildError {
         status: String,
         /// The command line, to run it by hand.
         command: String,
+    },
+    /// `cargo metadata` could not read the crate [`BlockBuild`] was given:
+    /// no `Cargo.toml` there, or one cargo rejects.
+    #[error("{manifest} is not a crate cargo can read: {detail}")]
+    Metadata {
+        /// The manifest path asked for.
+        manifest: String,
+        /// Cargo's message.
+        detail: String,
+    },
+    /// The manifest [`BlockBuild`] was given has no `[package]`: a virtual
+    /// workspace manifest.
+    #[error(
+        "{manifest} is a workspace without a package: pass the Code block's own Cargo.toml (--manifest-path path/to/block/Cargo.toml)"
+    )]
+    NotAPackage {
+        /// The manifest path.
+        manifest: String,
+    },
+    /// The package [`BlockBuild`] was given has no `cdylib` library, so
+    /// there is no module to build.
+    #[error(
+        "package `{package}` ({manifest}) is not a Code block crate: it needs a library with\n\n    [lib]\n    crate-type = [\"cdylib\", \"rlib\"]\n\nin its Cargo.toml (`chatflow new` creates one)"
+    )]
+    NotACodeBlock {
+        /// The package name.
+        package: String,
+        /// The manifest path.
+        manifest: String,
     },
     /// The build succeeded but produced no `.wasm` file for the packages:
     /// they have neither `bin` targets nor a `cdylib` library.
@@ -318,40 +358,15 @@ impl GuestBuild {
     /// when a build script fails.
     pub fn build(&self) -> Result<Vec<Guest>, BuildError> {
         ensure_wasm_target()?;
-        let mut cmd = self.command()?;
-        let shown = render(&cmd);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().map_err(|source| BuildError::Spawn {
-            program: "cargo".into(),
-            source,
-        })?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut guests = Vec::new();
-        let mut manifests = BTreeSet::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(manifest) = local_manifest(&line) {
-                manifests.insert(manifest);
-            }
-            if let Some((guest, _)) = parse_artifact(&line) {
-                guests.push(guest);
-            }
-        }
-        let status = child.wait().map_err(|source| BuildError::Spawn {
-            program: "cargo".into(),
-            source,
-        })?;
+        let cmd = self.command()?;
+        let nested = run_cargo(cmd)?;
         if self.emit_rerun {
             // Emitted before checking the status: if the build failed, a fix
             // to any of these files must trigger a new attempt.
-            self.emit_rerun_lines(&guests, &manifests);
+            self.emit_rerun_lines(&nested.guests, &nested.manifests);
         }
-        if !status.success() {
-            return Err(BuildError::CargoFailed {
-                status: status.to_string(),
-                command: shown,
-            });
-        }
+        nested.check_status()?;
+        let mut guests = nested.guests;
         if guests.is_empty() {
             return Err(BuildError::NoArtifacts {
                 packages: if self.packages.is_empty() {
@@ -400,6 +415,71 @@ impl GuestBuild {
     }
 }
 
+/// What a nested cargo build produced.
+struct Nested {
+    /// The `.wasm` artifacts, in cargo's order.
+    guests: Vec<Guest>,
+    /// The manifest of each `.wasm` artifact's package, in the same order.
+    guest_manifests: Vec<PathBuf>,
+    /// The manifests of every local package built (guests and path
+    /// dependencies).
+    manifests: BTreeSet<PathBuf>,
+    status: std::process::ExitStatus,
+    /// The command as a shell line.
+    command: String,
+}
+
+impl Nested {
+    fn check_status(&self) -> Result<(), BuildError> {
+        if self.status.success() {
+            Ok(())
+        } else {
+            Err(BuildError::CargoFailed {
+                status: self.status.to_string(),
+                command: self.command.clone(),
+            })
+        }
+    }
+}
+
+/// Runs a `cargo build --message-format=json-render-diagnostics` command:
+/// its stderr (progress and rendered diagnostics) goes to ours as it comes,
+/// its stdout (JSON messages) is read for the artifacts. The one place both
+/// [`GuestBuild`] and [`BlockBuild`] run cargo.
+fn run_cargo(mut cmd: Command) -> Result<Nested, BuildError> {
+    let command = render(&cmd);
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|source| BuildError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut guests = Vec::new();
+    let mut guest_manifests = Vec::new();
+    let mut manifests = BTreeSet::new();
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if let Some(manifest) = local_manifest(&line) {
+            manifests.insert(manifest);
+        }
+        if let Some((guest, manifest)) = parse_artifact(&line) {
+            guests.push(guest);
+            guest_manifests.push(manifest);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|source| BuildError::Spawn { program, source })?;
+    Ok(Nested {
+        guests,
+        guest_manifests,
+        manifests,
+        status,
+        command,
+    })
+}
+
 /// `SHOUTY_SNAKE` form of a guest name, for generated constants:
 /// `sdk_roundtrip` → `SDK_ROUNDTRIP`, `crm-profile` → `CRM_PROFILE`.
 pub fn const_name(name: &str) -> String {
@@ -419,10 +499,27 @@ pub fn const_name(name: &str) -> String {
 /// toolchain itself. On a machine that already had the toolchain, the target
 /// is missing and the nested build would fail with "can't find crate for
 /// `core`".
+///
+/// For a build script: the notice that the target is being installed is a
+/// `cargo:warning` line. [`BlockBuild`] does the same check for the
+/// toolchain of the crate it builds and prints the notice on stderr.
 pub fn ensure_wasm_target() -> Result<(), BuildError> {
+    ensure_target_in(None, &mut |notice| println!("cargo:warning={notice}"))
+}
+
+/// [`ensure_wasm_target`] for the toolchain that applies in `dir` (rustup
+/// picks it from a `rust-toolchain.toml` there), telling `notice` before
+/// installing anything.
+fn ensure_target_in(dir: Option<&Path>, notice: &mut dyn FnMut(&str)) -> Result<(), BuildError> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
     let toolchain = env::var("RUSTUP_TOOLCHAIN").ok();
-    ensure_target_with(&rustc, OsStr::new("rustup"), toolchain.as_deref())
+    ensure_target_with(
+        &rustc,
+        OsStr::new("rustup"),
+        toolchain.as_deref(),
+        dir,
+        notice,
+    )
 }
 
 /// [`ensure_wasm_target`] with the programs spelled out (tests use fakes).
@@ -430,24 +527,31 @@ fn ensure_target_with(
     rustc: &OsStr,
     rustup: &OsStr,
     rustup_toolchain: Option<&str>,
+    dir: Option<&Path>,
+    notice: &mut dyn FnMut(&str),
 ) -> Result<(), BuildError> {
     let libdir = rustc_print(
         rustc,
+        dir,
         &["--print", "target-libdir", "--target", WASM_TARGET],
     )?;
     if target_installed(Path::new(&libdir)) {
         return Ok(());
     }
-    let sysroot = rustc_print(rustc, &["--print", "sysroot"])?;
+    let sysroot = rustc_print(rustc, dir, &["--print", "sysroot"])?;
     let toolchain = toolchain_name(rustup_toolchain, &sysroot);
     let command = format!("rustup target add {WASM_TARGET} --toolchain {toolchain}");
     // If you're reading this because the build stopped here: this machine's
     // toolchain has no wasm32 standard library. We try to add it; if rustup
     // is not available or offline, run the command in the error yourself.
-    println!(
-        "cargo:warning=installing the {WASM_TARGET} target for toolchain {toolchain} (running `{command}`)"
-    );
-    let result = Command::new(rustup)
+    notice(&format!(
+        "installing the {WASM_TARGET} target for toolchain {toolchain} (running `{command}`)"
+    ));
+    let mut rustup = Command::new(rustup);
+    if let Some(dir) = dir {
+        rustup.current_dir(dir);
+    }
+    let result = rustup
         .args(["target", "add", WASM_TARGET, "--toolchain", &toolchain])
         // rustup's progress goes to the build script's stderr, which cargo
         // shows if the build fails; stdout would be read as cargo directives.
@@ -469,8 +573,12 @@ fn ensure_target_with(
     })
 }
 
-fn rustc_print(rustc: &OsStr, args: &[&str]) -> Result<String, BuildError> {
-    let output = Command::new(rustc)
+fn rustc_print(rustc: &OsStr, dir: Option<&Path>, args: &[&str]) -> Result<String, BuildError> {
+    let mut cmd = Command::new(rustc);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let output = cmd
         .args(args)
         .output()
         .map_err(|source| BuildError::Spawn {
@@ -824,7 +932,16 @@ mod tests {
         let bad_rustup = dir.path().join("rustup-bad");
         script(&bad_rustup, "echo offline >&2; exit 3");
 
-        let err = ensure_target_with(rustc.as_os_str(), bad_rustup.as_os_str(), None).unwrap_err();
+        let mut notices = Vec::new();
+
+        let err = ensure_target_with(
+            rustc.as_os_str(),
+            bad_rustup.as_os_str(),
+            None,
+            None,
+            &mut |n| notices.push(n.to_string()),
+        )
+        .unwrap_err();
         match &err {
             BuildError::MissingTarget {
                 toolchain,
@@ -840,27 +957,55 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(
+            notices,
+            [
+                "installing the wasm32-unknown-unknown target for toolchain 1.95.0-x86_64-unknown-linux-gnu (running `rustup target add wasm32-unknown-unknown --toolchain 1.95.0-x86_64-unknown-linux-gnu`)"
+            ]
+        );
         assert!(
             err.to_string()
                 .contains("Install it with:\n\n    rustup target add")
         );
 
         let missing = dir.path().join("no-such-rustup");
-        let err =
-            ensure_target_with(rustc.as_os_str(), missing.as_os_str(), Some("1.95.0")).unwrap_err();
+        let err = ensure_target_with(
+            rustc.as_os_str(),
+            missing.as_os_str(),
+            Some("1.95.0"),
+            None,
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, BuildError::MissingTarget { toolchain, detail, .. }
             if toolchain == "1.95.0" && detail.contains("could not run rustup")),
             "{err:?}"
         );
 
-        ensure_target_with(rustc.as_os_str(), good_rustup.as_os_str(), Some("1.95.0")).unwrap();
+        ensure_target_with(
+            rustc.as_os_str(),
+            good_rustup.as_os_str(),
+            Some("1.95.0"),
+            Some(dir.path()),
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(&args).unwrap().trim(),
             "target add wasm32-unknown-unknown --toolchain 1.95.0"
         );
         // Installed now: rustup is not asked again.
-        ensure_target_with(rustc.as_os_str(), missing.as_os_str(), None).unwrap();
+        let mut asked = false;
+        ensure_target_with(
+            rustc.as_os_str(),
+            missing.as_os_str(),
+            None,
+            None,
+            &mut |_| asked = true,
+        )
+        .unwrap();
+        assert!(!asked, "no notice when nothing is installed");
     }
 
     #[test]

@@ -170,8 +170,9 @@ unsafe extern "C" {
 #[cfg(target_arch = "wasm32")]
 impl Memory for WasmMemory {
     fn initial(&self) -> (usize, usize) {
-        // SAFETY: only the symbol's address is taken.
-        let base = unsafe { &raw const __heap_base } as usize;
+        // Taking a raw pointer to an extern static is safe (nothing is
+        // read); only its address is used.
+        let base = &raw const __heap_base as usize;
         let end = core::arch::wasm32::memory_size(0) * PAGE;
         (base, end.max(base))
     }

@@ -2,7 +2,9 @@
 //! subcommand lives in its own file and only calls the library.
 //!
 //! Exit codes, for every subcommand: `0` success (or an ignored error), `1`
-//! the block or flow stopped on an error, `2` bad arguments or invalid input.
+//! the block or flow stopped on an error (for `build`: the compiler
+//! failed), `2` bad arguments or invalid input. Never anything else: output
+//! goes through `output.rs`, so a closed pipe is not a panic.
 
 use std::process::ExitCode;
 
@@ -11,11 +13,33 @@ use clap::{Parser, Subcommand};
 
 use chatflow_engine::Properties;
 
+// If you're reading this because `println!` in a subcommand does not behave
+// like std's: these four macros shadow std's for every module below (macro
+// textual scope), so no CLI output can panic on a closed pipe. Same syntax,
+// same buffering; see `output.rs` for what happens on a write error.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::cli::output::stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::cli::output::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::output::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => { $crate::cli::output::stderr(format_args!($($arg)*)) };
+}
+macro_rules! eprintln {
+    () => { $crate::cli::output::stderr(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::output::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod bench;
+mod build;
 mod check;
 mod code;
 mod demo;
 mod net_args;
+mod new;
+mod output;
 mod rest;
 mod run;
 mod transcript;
@@ -43,6 +67,11 @@ enum Command {
     Demo(demo::Args),
     /// Time a Code block over many runs: time, fuel, fuel per input byte.
     Bench(bench::Args),
+    /// Create a Code block crate: the block, a unit test, a sample input.
+    New(new::Args),
+    /// Build the Code block crate in this directory for wasm32 and check
+    /// the module against ABI v1.
+    Build(build::Args),
 }
 
 /// What a subcommand reports back; turned into the process exit code.
@@ -66,8 +95,10 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
     };
-    match result {
+    let code = match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::Stopped) => ExitCode::from(1),
         Ok(Status::Invalid) => ExitCode::from(2),
@@ -75,6 +106,16 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    };
+    // A closed pipe (`chatflow demo | head -3`) is not an error: the
+    // command's own status stands. Any other failure to write means the
+    // output is incomplete.
+    match output::finish() {
+        Some(err) => {
+            eprintln!("error: writing the output to stdout: {err}");
+            ExitCode::from(2)
+        }
+        None => code,
     }
 }
 

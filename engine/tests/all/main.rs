@@ -5,7 +5,11 @@
 //! Rust guests built for wasm32 by a build script).
 
 #[cfg(feature = "cli")]
+mod author;
+#[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "cli")]
+mod cli_pipe;
 mod examples;
 mod flow;
 mod flow_code;
