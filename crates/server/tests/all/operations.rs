@@ -169,18 +169,16 @@ async fn graceful_shutdown() {
     gate.wait_for(1).await;
     let url = server.url("/v1/flows");
     let stopping = server.begin_stop();
-    // New requests: refused, whether on a new connection (nothing listens)
-    // or on one that was open (503 shutting_down, or closed).
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    match other.get(&url).send().await {
-        Err(_) => {}
-        Ok(response) => {
-            assert_eq!(response.status(), 503);
-            let body: Value = response.json().await.unwrap();
-            assert_eq!(body["kind"], "shutting_down");
-        }
+    // New requests are refused, on a new connection (nothing listens, or
+    // 503 if it was accepted just before) and on one that was open (503
+    // shutting_down, or closed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !refused(reqwest::Client::new().get(&url).send().await).await {
+        assert!(std::time::Instant::now() < deadline, "still accepting");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(reqwest::Client::new().get(&url).send().await.is_err());
+    assert!(refused(other.get(&url).send().await).await);
+    assert!(refused(reqwest::Client::new().get(&url).send().await).await);
     assert!(
         !stopping.is_finished(),
         "the turn in flight holds the shutdown"
@@ -192,6 +190,19 @@ async fn graceful_shutdown() {
     assert_eq!(texts(&done), ["done: opened"]);
     stopping.await.unwrap().unwrap();
     assert_eq!(store.count("turns").await, 2, "the turn was stored");
+}
+
+/// Whether a request was refused by a stopping server.
+async fn refused(sent: Result<reqwest::Response, reqwest::Error>) -> bool {
+    match sent {
+        Err(_) => true,
+        Ok(response) if response.status() == 503 => {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["kind"], "shutting_down");
+            true
+        }
+        Ok(_) => false,
+    }
 }
 
 /// Past the grace period, a turn still running is cancelled: nothing of it
