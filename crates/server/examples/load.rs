@@ -274,6 +274,11 @@ async fn drive(
                         unsafe {
                             libc::kill(victim.child.id() as i32, libc::SIGKILL);
                         }
+                        eprintln!(
+                            "  SIGKILL to replica 0 at {:.1} s, {turns} turns done, {} retries so far",
+                            started.elapsed().as_secs_f64(),
+                            retries.load(Ordering::Relaxed)
+                        );
                     }
                     let t = Instant::now();
                     last = send(
