@@ -284,6 +284,7 @@ pub struct FlowLoader<'e> {
     engine: &'e Engine,
     module_dir: Option<PathBuf>,
     modules: HashMap<String, Vec<u8>>,
+    modules_by_hash: HashMap<[u8; 32], Vec<u8>>,
 }
 
 impl<'e> FlowLoader<'e> {
@@ -292,6 +293,7 @@ impl<'e> FlowLoader<'e> {
             engine,
             module_dir: None,
             modules: HashMap::new(),
+            modules_by_hash: HashMap::new(),
         }
     }
 
@@ -309,6 +311,22 @@ impl<'e> FlowLoader<'e> {
     /// demo uses this for the example modules built into the binary.
     pub fn module(mut self, reference: impl Into<String>, bytes: Vec<u8>) -> Self {
         self.modules.insert(reference.into(), bytes);
+        self
+    }
+
+    /// Supplies a module's bytes for the flow's `sha256:` references: a
+    /// Code block whose `module` is `sha256:<hex>` runs these bytes when
+    /// their SHA-256 is `<hex>`, instead of looking the hash up in the
+    /// sandbox's cache. A service that keeps uploaded modules in a database
+    /// passes the ones a flow names here (the bytes are validated and
+    /// compiled as by [`crate::sandbox::Sandbox::load`], once per sandbox).
+    ///
+    /// By default `sha256:` references are looked up in the sandbox's cache
+    /// only ([`crate::sandbox::Sandbox::load_cached`]).
+    pub fn module_bytes(mut self, bytes: Vec<u8>) -> Self {
+        use sha2::Digest as _;
+        let hash: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        self.modules_by_hash.insert(hash, bytes);
         self
     }
 
@@ -552,6 +570,11 @@ impl<'e> FlowLoader<'e> {
         let sandbox = self.engine.sandbox();
         if let ModuleRef::Path(path) = module
             && let Some(bytes) = self.modules.get(&*path.to_string_lossy())
+        {
+            return sandbox.load(bytes);
+        }
+        if let ModuleRef::Sha256(hash) = module
+            && let Some(bytes) = self.modules_by_hash.get(hash)
         {
             return sandbox.load(bytes);
         }
