@@ -273,15 +273,9 @@ impl JsonDoc {
 /// text somehow not be valid JSON, the scan still ends and never panics;
 /// the tape is then wrong but only makes lookups miss.
 fn build_tape(text: &[u8]) -> Vec<u32> {
-    // Every word but the first follows a `[`, `{`, `,` or `:`, and a
-    // non-empty container takes two: reserved at once (pages not touched
-    // stay free), trimmed at the end.
-    let words = text.iter().fold(1, |n, &b| match b {
-        b'[' | b'{' => n + 2,
-        b',' | b':' => n + 1,
-        _ => n,
-    });
-    let mut tape: Vec<u32> = Vec::with_capacity(words);
+    // A guess (one value per 16 bytes); growing is cheap (large buffers
+    // are remapped, not copied) and the tape is trimmed at the end.
+    let mut tape: Vec<u32> = Vec::with_capacity(text.len() / 16 + 4);
     let mut open = NONE;
     let mut i = 0;
     while i < text.len() {

@@ -81,7 +81,7 @@ pub(crate) const ERROR_FUEL: u64 = 1200;
 
 /// Fuel per byte of a property's text for its first JSON parse in a run
 /// (validation, then building the index).
-pub(crate) const JSON_PARSE_FUEL_PER_BYTE: u64 = 48;
+pub(crate) const JSON_PARSE_FUEL_PER_BYTE: u64 = 56;
 
 /// Fuel per byte of a property's text for its first XML parse in a run.
 pub(crate) const XML_PARSE_FUEL_PER_BYTE: u64 = 80;
