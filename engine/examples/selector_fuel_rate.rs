@@ -264,6 +264,51 @@ fn cases() -> Vec<Case> {
         2_000,
         0,
     ));
+    // Hops over subtrees of a document far larger than the caches: each
+    // hop may miss in the index and in the text.
+    let huge = format!(
+        "[{}[0]]",
+        format!("[{}0],", "0,".repeat(1000)).repeat(20_000)
+    );
+    v.push(case(
+        "json array hop, 40 MB document",
+        "json",
+        huge,
+        &["/20000", "/0"],
+        100,
+        0,
+    ));
+    // Irregular strides, so that prefetching cannot guess the next hop.
+    let mut seed = 1u64;
+    let mut irregular = String::from("[");
+    for _ in 0..20_000 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let n = 100 + (seed >> 33) as usize % 1900;
+        irregular.push_str(&format!("[{}0],", "0,".repeat(n)));
+    }
+    irregular.push_str("0]");
+    v.push(case(
+        "json array hop, irregular 40 MB",
+        "json",
+        irregular,
+        &["/20000", "/0"],
+        100,
+        0,
+    ));
+    let members: String = (0..20_000)
+        .map(|i| format!("\"k{i:05}\":[{}0],", "0,".repeat(1000)))
+        .collect();
+    let huge_object = format!("{{{members}\"last\":0}}");
+    v.push(case(
+        "json key search, 40 MB document",
+        "json",
+        huge_object,
+        &["/last"],
+        30,
+        0,
+    ));
     let tiny = r#"{"a":1}"#.to_string();
     v.push(case(
         "json tiny call",
@@ -463,6 +508,66 @@ fn cases() -> Vec<Case> {
         subtrees,
         &["/r/z"],
         2_000,
+        0,
+    ));
+    let huge = format!(
+        "<r>{}<z/></r>",
+        format!("<i>{}</i>", "<a/>".repeat(500)).repeat(20_000)
+    );
+    v.push(case(
+        "xml sibling hop, 40 MB document",
+        "xml",
+        huge,
+        &["/r/z", "/r/i"],
+        50,
+        0,
+    ));
+    let mut seed = 7u64;
+    let mut irregular = String::from("<r>");
+    for _ in 0..20_000 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let n = 50 + (seed >> 33) as usize % 950;
+        irregular.push_str(&format!("<i>{}</i>", "<a/>".repeat(n)));
+    }
+    irregular.push_str("<z/></r>");
+    v.push(case(
+        "xml sibling hop, irregular 40 MB",
+        "xml",
+        irregular,
+        &["/r/z", "/r/i"],
+        50,
+        0,
+    ));
+    let mut seed = 3u64;
+    let mut members = String::from("{");
+    for i in 0..20_000 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let n = 100 + (seed >> 33) as usize % 1900;
+        members.push_str(&format!("\"k{i}\":[{}0],", "0,".repeat(n)));
+    }
+    members.push_str("\"last\":0}");
+    v.push(case(
+        "json key search, irregular 40 MB",
+        "json",
+        members,
+        &["/last"],
+        30,
+        0,
+    ));
+    let strings: String = (0..20_000)
+        .map(|i| format!("\"k{i}\":\"{}\",", "x".repeat(1000 + i % 997)))
+        .collect();
+    let far_keys = format!("{{{strings}\"last\":0}}");
+    v.push(case(
+        "json key search, far keys 20 MB",
+        "json",
+        far_keys,
+        &["/last"],
+        100,
         0,
     ));
     let tiny = "<r><a>1</a></r>".to_string();

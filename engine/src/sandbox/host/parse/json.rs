@@ -13,16 +13,17 @@
 //! value owns (its first byte, and the `,` or closing bracket after it; a
 //! key with its quotes and `:` owns three more), and costs at most two
 //! words: so the tape is at most [`INDEX_BYTES_PER_TEXT_BYTE`] bytes per
-//! byte of text, plus a constant (`[[0],[0],…]` nested 128 deep comes
-//! closest; `[0,0,…]` is 2).
+//! byte of text, plus a constant (deep nesting, `[[[…[0]…]]]`, comes
+//! closest: two words per level of two bytes; `[0,0,…]` is 2).
 //!
 //! Lookups: an object key is found by visiting its members in order (the
 //! last of duplicate keys wins, as in serde_json), an array index by
 //! hopping over the elements before it, from the last index looked up in
 //! that array if it is not further (a few [`Cursor`]s per document make a
 //! loop over an array's elements linear, not quadratic). Each member
-//! visited spends [`HOP_FUEL`] plus its key comparison; rendering spends
-//! per byte scanned.
+//! visited spends [`HOP_FUEL`] plus its key comparison, and [`FAR_FUEL`]
+//! for a hop that lands far away in the tape or the text (a likely cache
+//! miss); rendering spends per byte scanned.
 
 use std::borrow::Cow;
 
@@ -34,6 +35,10 @@ use super::{Budget, Exhausted, Miss, SCAN_CHUNK, Sink};
 #[allow(dead_code)] // for the run's host-memory accounting
 pub(crate) const INDEX_BYTES_PER_TEXT_BYTE: usize = 4;
 
+/// Texts longer than this have their tape's largest possible size
+/// reserved up front (see `build_tape`).
+const RESERVE_ABOVE: usize = 1 << 20;
+
 /// Flag of a tape word that starts a non-empty object or array.
 const CONTAINER: u32 = 1 << 31;
 
@@ -43,7 +48,19 @@ const MAX_TEXT_BYTES: usize = CONTAINER as usize - 1;
 const NONE: u32 = u32::MAX;
 
 /// Fuel per member or element visited in a lookup.
-pub(crate) const HOP_FUEL: u64 = 8;
+pub(crate) const HOP_FUEL: u64 = 12;
+
+/// A hop over more tape words than this, or to a key more text bytes
+/// away than [`FAR_BYTES`], lands in memory that is likely not cached.
+const FAR_WORDS: usize = 16;
+
+/// See [`FAR_WORDS`].
+const FAR_BYTES: usize = 256;
+
+/// Fuel of a hop that lands far away (a likely cache and TLB miss: on a
+/// document much larger than the caches, with irregular strides, it costs
+/// as much as a few hundred wasm instructions).
+pub(crate) const FAR_FUEL: u64 = 3000;
 
 /// Fuel per 8 bytes of the pointer token compared with each key visited.
 pub(crate) const KEY_FUEL_PER_8_BYTES: u64 = 16;
@@ -53,7 +70,7 @@ pub(crate) const ESCAPE_FUEL: u64 = 120;
 
 /// Fuel per 8 bytes of the selected value's text scanned and written
 /// (whitespace dropped, string escapes decoded).
-pub(crate) const RENDER_FUEL_PER_8_BYTES: u64 = 96;
+pub(crate) const RENDER_FUEL_PER_8_BYTES: u64 = 112;
 
 /// Array cursors kept per document.
 const CURSORS: usize = 8;
@@ -199,13 +216,21 @@ impl JsonDoc {
         let key_fuel = HOP_FUEL + (key.len() as u64 + 8).div_ceil(8) * KEY_FUEL_PER_8_BYTES;
         let mut found = None;
         let mut i = at + 2;
+        let mut last_key = self.tape[at] as usize & !(CONTAINER as usize);
         while i + 1 < end {
             budget.spend(key_fuel)?;
+            // The key is read where the text is: far from the last one,
+            // likely a cache miss, paid before the read.
+            let key_at = self.tape[i] as usize;
+            if key_at.saturating_sub(last_key) > FAR_BYTES {
+                budget.spend(FAR_FUEL)?;
+            }
+            last_key = key_at;
             let value = i + 1;
-            if key_eq(text, self.tape[i] as usize, key.as_bytes(), budget)? {
+            if key_eq(text, key_at, key.as_bytes(), budget)? {
                 found = Some(value);
             }
-            i = self.after(value);
+            i = self.hop(value, budget)?;
         }
         found.ok_or(Miss::NotFound)
     }
@@ -232,7 +257,7 @@ impl JsonDoc {
                 return Err(Miss::NotFound);
             }
             budget.spend(HOP_FUEL)?;
-            element = self.after(element);
+            element = self.hop(element, budget)?;
             i += 1;
         }
         if element >= end {
@@ -251,6 +276,18 @@ impl JsonDoc {
             }
         }
         Ok(element)
+    }
+
+    /// The tape index just past the value at `at` and what is inside it,
+    /// the next member's. A jump over a large value lands far in the tape
+    /// (likely a cache miss): paid before the next member is read.
+    #[inline]
+    fn hop(&self, at: usize, budget: &mut Budget) -> Result<usize, Exhausted> {
+        let next = self.after(at);
+        if next.saturating_sub(at) > FAR_WORDS {
+            budget.spend(FAR_FUEL)?;
+        }
+        Ok(next)
     }
 
     /// The tape index just past the value at `at` and what is inside it.
@@ -273,9 +310,18 @@ impl JsonDoc {
 /// text somehow not be valid JSON, the scan still ends and never panics;
 /// the tape is then wrong but only makes lookups miss.
 fn build_tape(text: &[u8]) -> Vec<u32> {
-    // A guess (one value per 16 bytes); growing is cheap (large buffers
-    // are remapped, not copied) and the tape is trimmed at the end.
-    let mut tape: Vec<u32> = Vec::with_capacity(text.len() / 16 + 4);
+    // At most one word per byte of text, plus one (every value owns two
+    // bytes no other value owns, a key three, and takes at most two
+    // words). For a large text that is reserved at once, so the tape is
+    // never copied while it grows (pages not touched stay free); a small
+    // one starts from a guess, which is faster, and may briefly hold an
+    // old and a new buffer while growing (a few MB at most).
+    let capacity = if text.len() > RESERVE_ABOVE {
+        text.len() + 1
+    } else {
+        text.len() / 16 + 4
+    };
+    let mut tape: Vec<u32> = Vec::with_capacity(capacity);
     let mut open = NONE;
     let mut i = 0;
     while i < text.len() {
@@ -733,6 +779,33 @@ mod tests {
         doc.select(&text, "/998", &mut budget, &mut Sink::new(&mut buf))
             .unwrap();
         assert_eq!(budget.spent(), 998 * HOP_FUEL + RENDER_FUEL_PER_8_BYTES);
+    }
+
+    #[test]
+    fn far_hops_pay_for_a_cache_miss() {
+        let big = format!("[{}0]", "0,".repeat(100));
+        let text = format!("[{}0]", format!("{big},").repeat(10));
+        let mut doc = JsonDoc::parse(&text).unwrap();
+        let mut budget = Budget::unlimited();
+        let mut buf = [0; 8];
+        doc.select(&text, "/10", &mut budget, &mut Sink::new(&mut buf))
+            .unwrap();
+        assert_eq!(
+            budget.spent(),
+            10 * (HOP_FUEL + FAR_FUEL) + RENDER_FUEL_PER_8_BYTES
+        );
+        // Keys far apart in the text: each one read pays too.
+        let long = "x".repeat(FAR_BYTES);
+        let text = format!(r#"{{"a":"{long}","b":"{long}","c":1}}"#);
+        let mut doc = JsonDoc::parse(&text).unwrap();
+        let mut budget = Budget::unlimited();
+        doc.select(&text, "/c", &mut budget, &mut Sink::new(&mut buf))
+            .unwrap();
+        let key = HOP_FUEL + 2 * KEY_FUEL_PER_8_BYTES;
+        assert_eq!(
+            budget.spent(),
+            3 * key + 2 * FAR_FUEL + RENDER_FUEL_PER_8_BYTES
+        );
     }
 
     #[test]

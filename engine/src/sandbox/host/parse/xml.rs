@@ -14,8 +14,9 @@
 //! constant.
 //!
 //! Lookups: a step visits the children of the element before it in order,
-//! spending [`HOP_FUEL`] for each (and more for a name longer than
-//! [`NAME_CHUNK`] bytes), from the last match of the same step if it is not
+//! spending [`HOP_FUEL`] for each (more for a name longer than
+//! [`NAME_CHUNK`] bytes, and [`FAR_FUEL`] for a sibling far away in the
+//! index or the text, a likely cache miss), from the last match of the same step if it is not
 //! further (a few cursors per document make a loop over `item[1]`,
 //! `item[2]`, … linear, not quadratic). An element's text spends
 //! [`TEXT_FUEL_PER_8_BYTES`] per 8 bytes of the element, an attribute
@@ -54,6 +55,17 @@ pub(crate) const NAME_CHUNK: usize = 32;
 
 /// Fuel per further [`NAME_CHUNK`] bytes of a long name.
 pub(crate) const NAME_CHUNK_FUEL: u64 = 112;
+
+/// A sibling more elements away than this in the index, or with its name
+/// more than [`FAR_BYTES`] away in the text, lies in memory that is likely
+/// not cached.
+const FAR_ELEMENTS: usize = 5;
+
+/// See [`FAR_ELEMENTS`].
+const FAR_BYTES: usize = 256;
+
+/// Fuel of a hop that lands far away (see `json::FAR_FUEL`).
+pub(crate) const FAR_FUEL: u64 = 3000;
 
 /// Fuel per 8 bytes of an element read to assemble its text.
 pub(crate) const TEXT_FUEL_PER_8_BYTES: u64 = 240;
@@ -167,15 +179,34 @@ impl<'p> XmlPath<'p> {
             };
             return Err(bad(why));
         }
-        for part in steps.split('/') {
+        for part in parts(steps) {
             step(part).map_err(bad)?;
         }
         Ok(XmlPath { steps, attr })
     }
 
     fn steps(&self) -> impl Iterator<Item = Step<'p>> {
-        self.steps.split('/').filter_map(|part| step(part).ok())
+        parts(self.steps).filter_map(|part| step(part).ok())
     }
+}
+
+/// `steps` split at each `/`, with a plain byte loop: steps are short,
+/// and a path may have tens of thousands of them.
+fn parts(steps: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(steps);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == b'/') {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// One element step: `name` or `name[n]`.
@@ -183,9 +214,10 @@ fn step(part: &str) -> Result<Step<'_>, &'static str> {
     if part.is_empty() {
         return Err("empty step");
     }
-    let (name, index) = match part.split_once('[') {
+    let (name, index) = match part.bytes().position(|b| b == b'[') {
         None => (part, 1),
-        Some((name, index)) => {
+        Some(open) => {
+            let (name, index) = (&part[..open], &part[open + 1..]);
             let index = index
                 .strip_suffix(']')
                 .and_then(parse_index)
@@ -500,7 +532,20 @@ impl XmlDoc {
                     break;
                 }
             }
-            id = self.elements[id].skip as usize;
+            let next = self.elements[id].skip as usize;
+            // A sibling after many descendants lies far away in the index,
+            // and its name far away in the text: likely cache misses, paid
+            // before they are read.
+            if next < skip {
+                if next.saturating_sub(id) > FAR_ELEMENTS {
+                    budget.spend(FAR_FUEL)?;
+                }
+                let (from, to) = (self.elements[id].start, self.elements[next].start);
+                if to.saturating_sub(from) as usize > FAR_BYTES {
+                    budget.spend(FAR_FUEL)?;
+                }
+            }
+            id = next;
         }
         let cursor = Cursor {
             parent: parent as u32,
@@ -932,6 +977,34 @@ line2</note>
             let len = out.len();
             assert_eq!(&buf[..len], want.as_bytes(), "{path}");
         }
+    }
+
+    #[test]
+    fn far_siblings_pay_for_cache_misses() {
+        // Each `<i>` has 10 descendants (far in the index) spanning 40
+        // bytes of text (near); `<z>` names are 300 bytes apart (far).
+        let doc = format!(
+            "<r>{}<z/></r>",
+            format!("<i>{}</i>", "<a/>".repeat(10)).repeat(3)
+        );
+        let mut parsed = XmlDoc::parse(&doc).unwrap();
+        let mut budget = Budget::unlimited();
+        let mut buf = [0; 8];
+        let path = XmlPath::parse("/r/z").unwrap();
+        parsed
+            .select(&doc, &path, &mut budget, &mut Sink::new(&mut buf))
+            .unwrap();
+        let text = TEXT_FUEL_PER_8_BYTES; // `<z/>`: 4 bytes
+        assert_eq!(budget.spent(), 5 * HOP_FUEL + 3 * FAR_FUEL + text);
+        let pad = "x".repeat(FAR_BYTES);
+        let doc = format!("<r><a>{pad}</a><a>{pad}</a><b/></r>");
+        let mut parsed = XmlDoc::parse(&doc).unwrap();
+        let mut budget = Budget::unlimited();
+        let path = XmlPath::parse("/r/b").unwrap();
+        parsed
+            .select(&doc, &path, &mut budget, &mut Sink::new(&mut buf))
+            .unwrap();
+        assert_eq!(budget.spent(), 4 * HOP_FUEL + 2 * FAR_FUEL + text);
     }
 
     #[test]
