@@ -25,6 +25,9 @@ mod log;
 pub(crate) mod parse;
 mod properties;
 
+#[cfg(feature = "fuzzing")]
+pub use parse::fuzzing;
+
 /// The ABI v1 error codes (`docs/abi.md`, "Error codes").
 pub mod code {
     /// Property not set; selector matched nothing; `last_error` with no

@@ -15,6 +15,7 @@ mod concurrency;
 mod hostile;
 mod http;
 mod load;
+mod selector_attacks;
 mod selectors;
 
 /// A sandbox with a small pool (tests run in parallel, each pool slot
