@@ -16,6 +16,10 @@
 //!   JSON (from one more, untimed run).
 //! - `times WORKLOAD NAME N`: N runs, each timed alone; answers the N
 //!   times in nanoseconds, space-separated.
+//! - `clock wall` or `clock cpu`: what `run` and `times` measure from then
+//!   on: wall-clock time (the default) or the CPU time of the thread
+//!   (`CLOCK_THREAD_CPUTIME_ID`, user and system: steadier on a machine
+//!   busy with other work); answers `ok`.
 //! - `quit`.
 //!
 //! An error answers `err MESSAGE`. WORKLOAD is `json_walk`, `json_typed`
@@ -24,15 +28,55 @@
 
 mod arena;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chatflow_bench_walk as walk;
 
 #[global_allocator]
 static ALLOC: arena::ArenaAlloc = arena::ArenaAlloc::new();
+
+thread_local! {
+    /// Whether `run` and `times` measure the thread's CPU time.
+    static CPU_CLOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A point in time on the chosen clock.
+enum Mark {
+    Wall(Instant),
+    Cpu(Duration),
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Mark {
+    fn now() -> Mark {
+        if CPU_CLOCK.get() {
+            Mark::Cpu(thread_cpu_time())
+        } else {
+            Mark::Wall(Instant::now())
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match self {
+            Mark::Wall(start) => start.elapsed(),
+            Mark::Cpu(start) => thread_cpu_time().saturating_sub(*start),
+        }
+    }
+}
 
 /// One workload, run on a document: its answer as JSON, or the error.
 type Workload = fn(&str, &[u8]) -> Result<Answer, String>;
@@ -107,6 +151,10 @@ fn serve() -> Result<(), String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let reply = match words.as_slice() {
             ["quit"] => return Ok(()),
+            ["clock", clock @ ("wall" | "cpu")] => {
+                CPU_CLOCK.set(*clock == "cpu");
+                "ok".to_string()
+            }
             ["doc", name, len] => {
                 let len: usize = len.parse().map_err(|_| format!("bad length {len:?}"))?;
                 let mut bytes = vec![0; len];
@@ -141,7 +189,7 @@ fn run(together: bool, work: Workload, doc: &str, bytes: &[u8], n: u64) -> Strin
         Err(err) => return format!("err {doc}: {err}"),
     };
     if together {
-        let start = Instant::now();
+        let start = Mark::now();
         for _ in 0..n {
             black_box(once(work, doc, bytes));
         }
@@ -149,7 +197,7 @@ fn run(together: bool, work: Workload, doc: &str, bytes: &[u8], n: u64) -> Strin
     } else {
         let mut times = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let start = Instant::now();
+            let start = Mark::now();
             black_box(once(work, doc, bytes));
             times.push(start.elapsed().as_nanos().to_string());
         }
