@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use chatflow_engine::sandbox::{Limits, SandboxConfig};
 use wasmtime::{
     Caller, Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module,
@@ -146,9 +146,14 @@ impl Raw {
         linker.func_wrap(
             "chatflow",
             "property_get",
-            |mut caller: Caller<'_, State>, name_ptr: i32, name_len: i32, buf: i32, cap: i32| {
+            |mut caller: Caller<'_, State>,
+             name_ptr: i32,
+             name_len: i32,
+             buf: i32,
+             cap: i32|
+             -> wasmtime::Result<i32> {
                 let Some(name) = read_str(&caller, name_ptr, name_len) else {
-                    return Err(anyhow!("property_get: name out of bounds"));
+                    return Err(wasmtime::Error::msg("property_get: name out of bounds"));
                 };
                 let props = caller.data().props.clone();
                 let Some(value) = props.get(&name) else {
@@ -156,7 +161,8 @@ impl Raw {
                 };
                 let n = value.len().min(cap as u32 as usize);
                 let range =
-                    span(&caller, buf, n as i32).ok_or_else(|| anyhow!("property_get: buffer"))?;
+                    span(&caller, buf, n as i32)
+                        .ok_or_else(|| wasmtime::Error::msg("property_get: buffer"))?;
                 let memory = caller.data().memory.expect("memory");
                 memory.data_mut(&mut caller)[range].copy_from_slice(&value[..n]);
                 Ok(value.len() as i32)
