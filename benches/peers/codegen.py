@@ -11,7 +11,8 @@ Needs wasm2c (Debian: `apt-get install wabt`; 1.0.32 cannot translate
 SIMD, so the guests are built here without `+simd128`, otherwise with the
 guest profile and flags) and the corpus (`CHATFLOW_CORPUS`, default
 ../shared/corpus beside the repository). Only the call of `chatflow_run`
-is timed on each side (no instantiation), on warm memory; every run's
+is timed on each side (no instantiation), on warm memory, by the
+thread's CPU time (the matched child too); every run's
 summary must equal the matched build's. Standard library only.
 """
 
@@ -80,12 +81,12 @@ def build():
 def matched_median(binary, name, data, workload, runs):
     p = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     p.stdin.write(f"doc {name} {len(data)}\n".encode() + data)
-    p.stdin.write(f"run {workload} {name} 0\ntimes {workload} {name} {runs}\nquit\n".encode())
+    p.stdin.write(f"clock cpu\nrun {workload} {name} 0\ntimes {workload} {name} {runs}\nquit\n".encode())
     out, _ = p.communicate()
     lines = out.decode().splitlines()
-    assert lines[0] == "ok", lines
-    answer = lines[1].split(" ", 1)[1]
-    times = [int(t) for t in lines[2].split()]
+    assert lines[0] == "ok" and lines[1] == "ok", lines
+    answer = lines[2].split(" ", 1)[1]
+    times = [int(t) for t in lines[3].split()]
     return statistics.median(times), answer
 
 
@@ -120,7 +121,8 @@ def main():
                 row.setdefault(label, []).append(int(ns))
     labels = ["native-matched", f"wasm2c+{cc}", "wasmtime-nofuel", "wasmtime-fuel"]
     lines = [
-        f"Medians of {args.rounds} rounds of {args.runs} runs (`python3 benches/peers/codegen.py`); "
+        f"Medians of {args.rounds} rounds of {args.runs} runs (`python3 benches/peers/codegen.py`), "
+        "timed by CPU time; "
         "guests built without `+simd128` for all three wasm columns; MB/s of the document, and in "
         "brackets speed relative to the wasm2c build of the same module.\n",
         "| document | `native-matched` (LLVM, x86-64) | " + " | ".join(f"`{l}`" for l in labels[1:]) + " |",

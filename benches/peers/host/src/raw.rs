@@ -245,8 +245,8 @@ impl Raw {
     }
 
     /// [`run_fresh`](Self::run_fresh), timing only the call of
-    /// `chatflow_run` (not instantiation): the codegen comparison's
-    /// wasmtime side (`codegen.py`).
+    /// `chatflow_run` (not instantiation), by the thread's CPU time: the
+    /// codegen comparison's wasmtime side (`codegen.py`).
     pub fn time_call(
         &self,
         pre: &InstancePre<State>,
@@ -259,9 +259,9 @@ impl Raw {
             .context("no memory export")?;
         store.data_mut().memory = Some(memory);
         let run = instance.get_typed_func::<(), i32>(&mut store, "chatflow_run")?;
-        let start = std::time::Instant::now();
+        let start = crate::thread_cpu_time();
         let code = run.call(&mut store, ())?;
-        let elapsed = start.elapsed();
+        let elapsed = crate::thread_cpu_time().saturating_sub(start);
         Ok((elapsed, finish(code, store.into_data())?))
     }
 
