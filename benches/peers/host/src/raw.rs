@@ -160,9 +160,8 @@ impl Raw {
                     return Ok(-1);
                 };
                 let n = value.len().min(cap as u32 as usize);
-                let range =
-                    span(&caller, buf, n as i32)
-                        .ok_or_else(|| wasmtime::Error::msg("property_get: buffer"))?;
+                let range = span(&caller, buf, n as i32)
+                    .ok_or_else(|| wasmtime::Error::msg("property_get: buffer"))?;
                 let memory = caller.data().memory.expect("memory");
                 memory.data_mut(&mut caller)[range].copy_from_slice(&value[..n]);
                 Ok(value.len() as i32)
