@@ -16,6 +16,7 @@ mod hostile;
 mod http;
 mod load;
 mod selectors;
+mod wall_time;
 
 /// A sandbox with a small pool (tests run in parallel, each pool slot
 /// reserves address space) whose HTTP client may reach 127.0.0.1 (the test
