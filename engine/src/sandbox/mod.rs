@@ -831,10 +831,11 @@ impl Sandbox {
         // memory growth) checks the cancel token, and once a tick the
         // deadline, yielding to the executor then.
         store.call_hook_async(Watchdog::new(
-            start + limits.wall_time,
+            start,
             limits.wall_time,
             cancel.cloned(),
             self.ticker.ticks.clone(),
+            self.config.epoch_tick,
         ));
         if self.config.uses_epochs() {
             store.set_epoch_deadline(1);
@@ -913,7 +914,9 @@ async fn call(store: &mut Store<RunState>, module: &ModuleInner) -> wasmtime::Re
 
 /// Checks a run's cancel token every time its guest comes back from the
 /// host, and once a tick (the sandbox's [`Ticker`]) its deadline, making
-/// the guest yield to the executor at the same time.
+/// the guest yield to the executor at the same time. It also reads the
+/// clock every [`CLOCK_EVERY`] returns, and then makes the guest yield if
+/// it has not for a tick, so a starved ticker thread delays neither.
 ///
 /// wasmtime calls it around every host call: each import, and each libcall
 /// (a fuel yield, an epoch yield, `memory.grow`). So a guest cannot stay
@@ -926,15 +929,30 @@ async fn call(store: &mut Store<RunState>, module: &ModuleInner) -> wasmtime::Re
 /// reading the clock at every import would cost more than the cheapest
 /// imports themselves (`docs/benchmarks.md`, "Wall time and cancellation").
 struct Watchdog {
+    started: Instant,
     deadline: Instant,
     wall_time: Duration,
     cancel: Option<CancelToken>,
     /// The sandbox's tick count.
     ticks: Arc<AtomicU64>,
-    /// The tick count at the last check. Only the run's fiber touches it
-    /// (an atomic because the hook is called through `&self`).
+    /// The ticker's period, in nanoseconds.
+    tick_nanos: u64,
+    // The rest is the run's own bookkeeping. Only the run's fiber touches
+    // it (atomics because the hook is called through `&self`).
+    /// The tick count at the last check.
     seen: AtomicU64,
+    /// Host returns so far.
+    returns: AtomicU64,
+    /// When the guest is next made to yield if no tick comes first, in
+    /// nanoseconds after `started`.
+    next_yield: AtomicU64,
 }
+
+/// Every this many host returns the clock is read even if the ticker has
+/// not ticked, so the deadline holds even if the ticker thread is starved
+/// of CPU (a clock read every 256 returns adds well under a nanosecond to
+/// each).
+const CLOCK_EVERY: u64 = 256;
 
 /// What [`Watchdog`] decided at one return from the host.
 enum Verdict {
@@ -945,18 +963,24 @@ enum Verdict {
 
 impl Watchdog {
     fn new(
-        deadline: Instant,
+        started: Instant,
         wall_time: Duration,
         cancel: Option<CancelToken>,
         ticks: Arc<AtomicU64>,
+        tick: Duration,
     ) -> Watchdog {
         let seen = AtomicU64::new(ticks.load(Ordering::Relaxed));
+        let tick_nanos = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX);
         Watchdog {
-            deadline,
+            started,
+            deadline: started + wall_time,
             wall_time,
             cancel,
             ticks,
+            tick_nanos,
             seen,
+            returns: AtomicU64::new(0),
+            next_yield: AtomicU64::new(tick_nanos),
         }
     }
 
@@ -965,16 +989,27 @@ impl Watchdog {
             return Verdict::Stop(RunError::Cancelled);
         }
         let ticks = self.ticks.load(Ordering::Relaxed);
-        if ticks == self.seen.load(Ordering::Relaxed) {
+        let ticked = ticks != self.seen.load(Ordering::Relaxed);
+        let returns = self.returns.load(Ordering::Relaxed).wrapping_add(1);
+        self.returns.store(returns, Ordering::Relaxed);
+        if !ticked && !returns.is_multiple_of(CLOCK_EVERY) {
             return Verdict::Proceed;
         }
-        self.seen.store(ticks, Ordering::Relaxed);
-        if Instant::now() >= self.deadline {
+        let now = Instant::now();
+        if now >= self.deadline {
             return Verdict::Stop(RunError::Timeout {
                 limit: self.wall_time,
             });
         }
-        Verdict::Yield
+        let elapsed =
+            u64::try_from(now.duration_since(self.started).as_nanos()).unwrap_or(u64::MAX);
+        if ticked || elapsed >= self.next_yield.load(Ordering::Relaxed) {
+            self.seen.store(ticks, Ordering::Relaxed);
+            self.next_yield
+                .store(elapsed.saturating_add(self.tick_nanos), Ordering::Relaxed);
+            return Verdict::Yield;
+        }
+        Verdict::Proceed
     }
 }
 
