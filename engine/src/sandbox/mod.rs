@@ -120,7 +120,8 @@ pub struct SandboxConfig {
     ///
     /// - Whenever a guest comes back from the host (from any import, from
     ///   a fuel or epoch yield, from `memory.grow`), its cancel token is
-    ///   checked, and if a tick has passed since the last such check, its
+    ///   checked, and if a tick has passed since the last such check (or
+    ///   every 256 returns, should the ticker thread be starved), its
     ///   wall-clock deadline too, and the guest yields to the executor.
     ///   A guest calling imports in a loop (which fuel yields do not
     ///   interrupt) therefore cannot outlive its deadline, nor keep its
