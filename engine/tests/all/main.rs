@@ -14,6 +14,7 @@ mod examples;
 mod flow;
 mod flow_code;
 mod flow_examples;
+mod flow_interrupted;
 mod net;
 mod perf;
 mod rest;

@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod golden;
+pub mod hanging;
 pub mod modules;
 pub mod server;
 
