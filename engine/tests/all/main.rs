@@ -10,6 +10,7 @@ mod examples;
 mod flow;
 mod flow_code;
 mod flow_examples;
+mod flow_modules;
 mod net;
 mod perf;
 mod rest;
