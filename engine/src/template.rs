@@ -121,7 +121,9 @@ pub enum Context<'a> {
     /// Each property value is percent-encoded so that it stays inside one
     /// URL path segment (`/`, `?`, `#`, `%` and `\` are encoded). Literal
     /// text is kept as written. A path segment that a value turns into `.`
-    /// or `..` is refused, since URL parsers remove such segments.
+    /// or `..` is refused, since URL parsers remove such segments; segments
+    /// are read as a URL parser reads them (a literal `\` separates them
+    /// like `/`, tab, CR and LF are dropped, `%2e` is a dot).
     PathSegment,
     /// Each property value is `application/x-www-form-urlencoded`, for a
     /// placeholder standing inside a URL's query string (`&`, `=`, `#`
@@ -417,17 +419,23 @@ fn lookup<'p>(props: &'p Properties, name: &str) -> Result<&'p str, RenderError>
     })
 }
 
-/// Refuses a `/`-separated segment of `out[path]` that is `.` or `..`
-/// (ASCII case-insensitively percent-encoded too, as WHATWG URL parsers
-/// read `%2e`) when a property value stands in it. A literal `..` written by
+/// Refuses a segment of `out[path]` that is `.` or `..` as a URL parser
+/// reads it when a property value stands in it. A literal `..` written by
 /// the template's author is the author's business.
+///
+/// Segments are read as WHATWG URL parsers read http(s) paths: `\\` ends a
+/// segment like `/`; tab, CR and LF are dropped; `%2e` is a dot (ASCII
+/// case-insensitively). Spaces and other C0 controls at either end of a
+/// segment are ignored too, since a parser trims them from the end of the
+/// whole URL (inside a path they would be percent-encoded; ignoring them
+/// there refuses a little more than needed, never less).
 fn check_dot_segments(
     out: &str,
     path: Range<usize>,
     spans: &[(Range<usize>, &str)],
 ) -> Result<(), RenderError> {
     let mut seg_start = path.start;
-    for seg in out[path.clone()].split('/') {
+    for seg in out[path.clone()].split(['/', '\\']) {
         let seg_end = seg_start + seg.len();
         if is_dot_segment(seg)
             && let Some((_, name)) = spans
@@ -445,7 +453,12 @@ fn check_dot_segments(
 }
 
 fn is_dot_segment(seg: &str) -> bool {
-    let lower = seg.to_ascii_lowercase().replace("%2e", ".");
+    let read: String = seg
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let lower = read.to_ascii_lowercase().replace("%2e", ".");
     lower == "." || lower == ".."
 }
 
@@ -980,6 +993,37 @@ mod tests {
                 RenderError::DotSegment {
                     name: "dots".into(),
                     segment: "..".into(),
+                },
+            ),
+            // A URL parser reads `\\` as `/` and drops tab, CR and LF, and
+            // trims spaces at the end: each of these makes `..` a dot
+            // segment there (found by the template fuzz target).
+            (
+                "http://h/a\\{{dots}}",
+                RenderError::DotSegment {
+                    name: "dots".into(),
+                    segment: "..".into(),
+                },
+            ),
+            (
+                "http://h/a/{{dot}}\t.",
+                RenderError::DotSegment {
+                    name: "dot".into(),
+                    segment: ".\t.".into(),
+                },
+            ),
+            (
+                "http://h/a/{{dot}}\n%2e/b",
+                RenderError::DotSegment {
+                    name: "dot".into(),
+                    segment: ".\n%2e".into(),
+                },
+            ),
+            (
+                "http://h/a/{{dots}} ",
+                RenderError::DotSegment {
+                    name: "dots".into(),
+                    segment: ".. ".into(),
                 },
             ),
             (
