@@ -11,6 +11,7 @@ mod flow;
 mod flow_code;
 mod flow_examples;
 mod flow_modules;
+mod invariants;
 mod net;
 mod perf;
 mod rest;

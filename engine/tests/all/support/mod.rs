@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod golden;
+pub mod invariants;
 pub mod modules;
 pub mod server;
 
