@@ -51,6 +51,10 @@ fn source() -> impl Strategy<Value = String> {
         "http://h.test",
         "h.test/",
         "file:///",
+        "http:///",
+        "http:\\\\h.test",
+        "http:h.test/",
+        "foo://h.test/",
     ]);
     (prefix, text()).prop_map(|(p, t)| format!("{p}{t}"))
 }
