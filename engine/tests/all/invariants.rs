@@ -362,3 +362,30 @@ proptest! {
         }));
     }
 }
+
+/// Found by the `flow_load` fuzz target (it learns the marker from the
+/// comparison): a flow whose own text holds the marker, here in another
+/// case in a URL scheme that the error quotes lowercased, or behind a JSON
+/// escape, is not a file's contents leaking. The check must not flag it.
+#[test]
+fn a_flow_quoting_the_marker_is_not_taken_for_a_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    invariants::module_dir(dir.path());
+    let engine = engine();
+    let marker = invariants::SECRET.to_ascii_uppercase();
+    for url in [
+        format!("ht{marker}s:/a"),
+        format!("\\u0073{}:/a", &marker[1..]),
+    ] {
+        let json = format!(
+            r#"{{"name": "x", "start": "a", "blocks": {{"a": {{"type": "rest_api", "method": "GET", "url": "{url}"}}}}}}"#
+        );
+        let err = invariants::flow_load(&engine, &json, dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .to_ascii_lowercase()
+                .contains(invariants::SECRET),
+            "{err}"
+        );
+    }
+}

@@ -348,6 +348,36 @@ pub fn module_dir(dir: &Path) {
     std::fs::write(dir.join("secret.wasm"), format!("token = {SECRET}\n")).unwrap();
 }
 
+/// Whether the flow text itself holds [`SECRET`], in any case (URL schemes
+/// and hosts are lowercased in messages) or behind JSON escapes (`\u0073`),
+/// so that an error quoting the flow is not taken for one showing a file.
+/// (The fuzzer does find the marker: it learns it from the comparison.)
+fn mentions_secret(json: &str) -> bool {
+    let mut text = String::with_capacity(json.len());
+    let mut chars = json.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            text.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let unit = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                text.push(unit.unwrap_or('\u{fffd}'));
+            }
+            Some('n') => text.push('\n'),
+            Some('t') => text.push('\t'),
+            Some('r') => text.push('\r'),
+            Some('b') => text.push('\u{8}'),
+            Some('f') => text.push('\u{c}'),
+            Some(other) => text.push(other),
+            None => {}
+        }
+    }
+    text.to_ascii_lowercase().contains(SECRET) || json.to_ascii_lowercase().contains(SECRET)
+}
+
 /// Loads `json` as a flow with modules from `dir` (see [`module_dir`]) and
 /// `supplied.wasm` supplied as bytes: it either loads, consistently, or
 /// fails with at least one typed problem whose text shows no file's
@@ -382,9 +412,9 @@ pub fn flow_load(engine: &Engine, json: &str, dir: &Path) -> Result<Flow, FlowEr
             for problem in &err.problems {
                 assert!(text.contains(&problem.to_string()), "{json}");
             }
-            if !json.contains(SECRET) {
+            if !mentions_secret(json) {
                 assert!(
-                    !text.contains(SECRET),
+                    !text.to_ascii_lowercase().contains(SECRET),
                     "{json}: the error shows a file: {text}"
                 );
             }
