@@ -31,7 +31,8 @@ fn state() -> &'static (Engine, PathBuf) {
         let sandbox = SandboxConfig::default().with_max_concurrent_runs(1);
         let engine = Engine::new(EngineConfig::default().with_net(net).with_sandbox(sandbox))
             .expect("the engine starts");
-        let dir = std::env::temp_dir().join(format!("chatflow-fuzz-flow-load-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("chatflow-fuzz-flow-load-{}", std::process::id()));
         invariants::module_dir(&dir);
         (engine, dir)
     })
