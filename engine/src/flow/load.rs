@@ -6,9 +6,10 @@
 //! checks: JSON syntax; the top-level fields; block types; each block's
 //! fields (unknown fields refused); templates; property names; branch
 //! conditions; REST API block configs (and their timeout and size overrides
-//! against the network policy's maximums); Code block modules (read, compiled
-//! and validated against ABI v1) and their limits against the sandbox's
-//! maximums; that `start` and every `next`/branch target name a block.
+//! against the network policy's maximums); Code block modules (read from
+//! inside the module directory only, size-capped, compiled and validated
+//! against ABI v1; see [`Sandbox::load_ref`](crate::sandbox::Sandbox::load_ref))
+//! and their limits against the sandbox's maximums; that `start` and every `next`/branch target name a block.
 //! Unreachable blocks are reported as warnings. A flow that loads does not
 //! fail later for any of these reasons.
 
@@ -297,10 +298,17 @@ impl<'e> FlowLoader<'e> {
         }
     }
 
-    /// Resolve Code blocks' relative module paths against `dir` instead of
-    /// the flow file's directory (e.g. a build's output directory).
+    /// Resolve Code blocks' module paths inside `dir` instead of the flow
+    /// file's directory (e.g. a build's output directory).
     ///
-    /// By default modules are resolved against the flow file's directory.
+    /// A flow file can only name modules inside this directory: a relative
+    /// path without `..`, to a regular file that is still inside the
+    /// directory once symbolic links are resolved, no larger than the
+    /// sandbox's `max_module_bytes` (see
+    /// [`Sandbox::load_ref`](crate::sandbox::Sandbox::load_ref)).
+    ///
+    /// By default modules are resolved against the flow file's directory
+    /// (for [`FlowLoader::load_str`], the `base_dir` given).
     pub fn module_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.module_dir = Some(dir.into());
         self
@@ -346,9 +354,9 @@ impl<'e> FlowLoader<'e> {
         self.load_str(&origin, &json, base)
     }
 
-    /// Loads a flow from JSON text. `origin` names it in errors; relative
-    /// module paths resolve against `base_dir` (unless
-    /// [`FlowLoader::module_dir`] was given).
+    /// Loads a flow from JSON text. `origin` names it in errors; module
+    /// paths resolve inside `base_dir` (unless [`FlowLoader::module_dir`]
+    /// was given).
     pub fn load_str(&self, origin: &str, json: &str, base_dir: &Path) -> Result<Flow, FlowError> {
         let mut problems = Vec::new();
         let flow = self.compile(json, base_dir, &mut problems);

@@ -15,6 +15,8 @@ mod flow;
 mod flow_code;
 mod flow_examples;
 mod flow_interrupted;
+mod flow_modules;
+mod invariants;
 mod net;
 mod perf;
 mod rest;
