@@ -657,9 +657,10 @@ fn parse_block(
             });
         }
     };
+    let names: Vec<String> = fields.keys().cloned().collect();
     let value = serde_json::Value::Object(fields);
     let fields_err = |e: serde_json::Error| ProblemKind::Fields {
-        message: strip_position(&e.to_string()),
+        message: unknown_field_message(kind, &names, &strip_position(&e.to_string())),
     };
     let spec = match kind {
         BlockType::Message => {
@@ -674,6 +675,77 @@ fn parse_block(
         BlockType::Input => BlockSpec::Input(serde_json::from_value(value).map_err(fields_err)?),
     };
     Ok((spec, next))
+}
+
+/// serde's "unknown field `nxt`, expected `text`" names only the fields of
+/// the type-specific part; this lists every field the block takes (`type`
+/// and `next` too) and the closest one to the misspelling. Other messages
+/// are unchanged, and so is an unknown field of a nested object (a Code
+/// block's `limits`), which serde reports the same way: only a field
+/// among the block's own `names` is rewritten.
+fn unknown_field_message(kind: BlockType, names: &[String], message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((found, expected)) = rest.split_once("`, ") else {
+        return message.to_string();
+    };
+    if !names.iter().any(|n| n == found) {
+        return message.to_string();
+    }
+    let list = expected
+        .strip_prefix("expected one of ")
+        .or_else(|| expected.strip_prefix("expected "));
+    let Some(list) = list else {
+        return message.to_string();
+    };
+    let mut fields = vec!["type"];
+    if kind != BlockType::Branch {
+        fields.push("next");
+    }
+    // serde writes "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
+    fields.extend(
+        list.split(", ")
+            .flat_map(|f| f.split(" or "))
+            .map(|f| f.trim_matches('`')),
+    );
+    let closest = fields
+        .iter()
+        .map(|f| (edit_distance(found, f), *f))
+        .min()
+        .filter(|(d, f)| *d <= 2.max(f.len() / 3));
+    let article = if kind == BlockType::Input { "an" } else { "a" };
+    let all = fields
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match closest {
+        Some((_, f)) => {
+            format!(
+                "unknown field `{found}` (did you mean `{f}`?); {article} {kind} block takes {all}"
+            )
+        }
+        None => format!("unknown field `{found}`; {article} {kind} block takes {all}"),
+    }
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn condition(spec: &ConditionSpec) -> Result<Condition, ConditionError> {
