@@ -91,6 +91,24 @@ async fn converse(engine: &Engine, flow: &Flow, answers: &[&str]) -> Transcript 
     t
 }
 
+/// The example flows declare what their Code blocks set, so `check` can
+/// warn about a property nothing sets; none of them has a warning.
+#[tokio::test]
+async fn example_flows_have_no_warnings() {
+    let api = DemoApi::start().await.unwrap();
+    let engine = demo::engine(&api);
+    for name in [
+        "crm-profile.json",
+        "validate-input.json",
+        "application-status.json",
+        "complex-call.json",
+        "every-block.json",
+    ] {
+        let flow = load(&engine, name);
+        assert!(flow.warnings().is_empty(), "{name}: {:?}", flow.warnings());
+    }
+}
+
 #[tokio::test]
 async fn crm_profile_flow() {
     let api = DemoApi::start().await.unwrap();
