@@ -142,11 +142,14 @@
 //!   validation, and the conversation runner.
 //! - [`Engine`]: what ties them together for an operator.
 //!
+//! The `chatflow` command-line tool is the crate `chatflow-cli`, and the
+//! HTTP service `chatflow-server`; this crate has no build script and
+//! builds no wasm.
+//!
 //! # Features
 //!
-//! - `cli` (default): the `chatflow` command-line tool and its demo. Its
-//!   build script compiles the example Code blocks to wasm32; embedders who
-//!   only need the library can turn default features off.
+//! - `fuzzing` (off): the host's selectors and their reference
+//!   implementations as plain functions, for the fuzz targets.
 
 #![deny(missing_docs)]
 

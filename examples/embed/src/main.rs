@@ -2,7 +2,7 @@
 //! would: the Code block module is a file it reads. Run it with
 //!
 //! ```sh
-//! cargo run -p chatflow-engine -- demo --export-modules /tmp/chatflow-modules
+//! cargo run -p chatflow-cli -- demo --export-modules /tmp/chatflow-modules
 //! cargo run -p chatflow-embed-example -- /tmp/chatflow-modules/application_status_xml.wasm
 //! ```
 //!
