@@ -15,7 +15,7 @@ use chatflow_engine::flow::ProblemKind;
 use chatflow_engine::sandbox::{LoadError, SandboxConfig};
 use chatflow_engine::{Engine, EngineConfig};
 
-use crate::support::modules::cached;
+use crate::support::modules::{cached, one_code_block_flow};
 
 /// A valid ABI v1 module (a few dozen bytes).
 const MINIMAL_MODULE: &str = r#"(module
@@ -63,22 +63,17 @@ fn dirs() -> Dirs {
     }
 }
 
-fn flow(module: &str) -> String {
-    serde_json::json!({
-        "name": "modules",
-        "start": "a",
-        "blocks": {"a": {"type": "code", "module": module}}
-    })
-    .to_string()
-}
-
 /// Loads a one-Code-block flow naming `module`, its module directory
 /// `dir`; returns the module error and the whole error's text.
 fn refused(engine: &Engine, dir: &Path, module: &str) -> (LoadError, String) {
     let err = engine
         .flow_loader()
         .module_dir(dir)
-        .load_str("flow.json", &flow(module), Path::new("/nonexistent"))
+        .load_str(
+            "flow.json",
+            &one_code_block_flow(module),
+            Path::new("/nonexistent"),
+        )
         .map(|_| ())
         .expect_err(module);
     let text = err.to_string();
@@ -94,7 +89,11 @@ fn loads(engine: &Engine, dir: &Path, module: &str) {
     engine
         .flow_loader()
         .module_dir(dir)
-        .load_str("flow.json", &flow(module), Path::new("/nonexistent"))
+        .load_str(
+            "flow.json",
+            &one_code_block_flow(module),
+            Path::new("/nonexistent"),
+        )
         .unwrap_or_else(|e| panic!("{module}: {e}"));
 }
 
@@ -366,7 +365,7 @@ fn modules_inside_the_dir_load() {
     }
     // The default module directory: the flow file's own.
     let flow_path = d.modules.join("flow.json");
-    std::fs::write(&flow_path, flow("blocks/good.wasm")).unwrap();
+    std::fs::write(&flow_path, one_code_block_flow("blocks/good.wasm")).unwrap();
     engine.load_flow(&flow_path).unwrap();
     // `sha256:` references are unchanged: any module already loaded.
     let hash = engine.sandbox().load(&minimal()).unwrap().sha256_hex();
@@ -384,7 +383,11 @@ fn modules_inside_the_dir_load() {
 fn an_empty_base_dir_is_the_current_dir() {
     let err = engine()
         .flow_loader()
-        .load_str("flow.json", &flow("Cargo.toml"), Path::new(""))
+        .load_str(
+            "flow.json",
+            &one_code_block_flow("Cargo.toml"),
+            Path::new(""),
+        )
         .unwrap_err();
     assert!(
         matches!(

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::support::modules::one_code_block_flow;
+
 /// Text that must never appear in an error message.
 const SECRET: &str = "API_KEY=sk-live-7f3a9c0d2e1b4a5f";
 
@@ -22,16 +24,6 @@ fn dirs() -> Dirs {
         modules,
         _root: root,
     }
-}
-
-/// A flow of one Code block naming `module`.
-fn flow(module: &str) -> String {
-    serde_json::json!({
-        "name": "modules",
-        "start": "a",
-        "blocks": {"a": {"type": "code", "module": module}}
-    })
-    .to_string()
 }
 
 fn chatflow(args: &[&str]) -> std::process::Output {
@@ -58,7 +50,7 @@ fn check_refuses_hostile_module_paths() {
         ),
     ] {
         let flow_path = d.modules.join("flow.json");
-        std::fs::write(&flow_path, flow(module)).unwrap();
+        std::fs::write(&flow_path, one_code_block_flow(module)).unwrap();
         let out = chatflow(&["check", flow_path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
