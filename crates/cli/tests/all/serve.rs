@@ -44,6 +44,10 @@ fn serves_the_example_flows_and_stops_on_sigterm() {
         .arg(flows)
         .arg("--modules")
         .arg(crate::support::demo::module_dir())
+        // The tests' shared compiled-module cache: the example modules are
+        // compiled once per suite, not once per test.
+        .arg("--module-cache")
+        .arg(crate::support::modules::cache_dir())
         .env_remove("CHATFLOW_LOG")
         .env_remove("CHATFLOW_TOKEN")
         .env_remove("CHATFLOW_STORE")
