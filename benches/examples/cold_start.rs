@@ -28,6 +28,10 @@
 //! - `wasmtime-default`: `Engine::new(&Config::new())` (`engine`),
 //!   `Module::new` (`compile`), instantiate with every import defined as a
 //!   trap and call the `chatflow_abi_v1` export (`instantiate+call`).
+//! - `wasmtime-fuel`: the same with fuel metering on
+//!   (`Config::consume_fuel`), nothing else changed.
+//! - `wasmtime-chatflow-nofuel-1`: chatflow's settings (below) with fuel
+//!   metering off: what the other settings cost.
 //! - `wasmtime-chatflow-N`: the same, with the wasmtime settings a chatflow
 //!   sandbox uses (fuel metering, the pooling allocator with N slots of
 //!   1 GiB memories, its stack sizes and WebAssembly features), to tell
@@ -74,6 +78,8 @@ fn main() -> Result<()> {
 
     let scenarios = [
         "wasmtime-default",
+        "wasmtime-fuel",
+        "wasmtime-chatflow-nofuel-1",
         "wasmtime-chatflow-1000",
         "wasmtime-chatflow-1",
         "chatflow-1000",
@@ -163,6 +169,16 @@ fn child(scenario: &str, module: &Path, cache: &Path) -> Result<()> {
     let wasm = std::fs::read(module)?;
     if scenario == "wasmtime-default" {
         return raw_wasmtime(wasmtime::Config::new(), false, &wasm);
+    }
+    if scenario == "wasmtime-fuel" {
+        let mut config = wasmtime::Config::new();
+        config.consume_fuel(true);
+        return raw_wasmtime(config, true, &wasm);
+    }
+    if let Some(slots) = scenario.strip_prefix("wasmtime-chatflow-nofuel-") {
+        let mut config = chatflow_like_config(slots.parse()?);
+        config.consume_fuel(false);
+        return raw_wasmtime(config, false, &wasm);
     }
     if let Some(slots) = scenario.strip_prefix("wasmtime-chatflow-") {
         return raw_wasmtime(chatflow_like_config(slots.parse()?), true, &wasm);
@@ -270,4 +286,3 @@ fn raw_wasmtime(config: wasmtime::Config, fuel: bool, wasm: &[u8]) -> Result<()>
         Ok(())
     })
 }
-
