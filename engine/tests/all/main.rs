@@ -9,6 +9,8 @@ mod author;
 #[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "cli")]
+mod cli_cache;
+#[cfg(feature = "cli")]
 mod cli_pipe;
 mod examples;
 mod flow;
