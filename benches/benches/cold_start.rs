@@ -7,19 +7,25 @@
 //! - `wasmtime`: `Engine::new(&Config::new())`, `Module::new`, instantiate
 //!   (every import a trap) and call the `chatflow_abi_v1` export: raw
 //!   wasmtime 48's compile + instantiate of the same module.
+//! - `wasmtime-fuel`: the same with `Config::consume_fuel(true)`, the one
+//!   setting of chatflow's that changes what is compiled (and the most
+//!   expensive part of a cold start: see `docs/benchmarks.md`).
 //! - `chatflow`: `Engine::new(EngineConfig::default())` (HTTP client,
 //!   sandbox with its pool and ticker), `Sandbox::load` (validate, compile,
 //!   check the ABI, pre-link), one run with the block's sample input: what
 //!   an embedder does, with the defaults.
-//! - `chatflow-cli`: the same with what `chatflow code` uses, a one-slot
+//! - `chatflow-epoch`: `chatflow` with fuel metering off
+//!   (`SandboxConfig::with_fuel_metering(false)`: runs bounded by wall time
+//!   and memory, interrupted with epochs).
+//! - `chatflow-cli`: `chatflow` with what `chatflow code` uses, a one-slot
 //!   pool (`SandboxConfig::with_max_concurrent_runs(1)`).
 //! - `chatflow-disk-cache`: `chatflow-cli` with the on-disk module cache
 //!   already holding the module: `load` deserializes the authenticated
 //!   artifact instead of compiling (the second `chatflow code M.wasm`).
 //!
-//! After criterion, the four are timed once each in turn, 30 rounds, and
-//! the medians printed with each one's ratio to `wasmtime` (the figure
-//! `docs/benchmarks.md` quotes), saved to `target/chatflow-bench/cold_start.json`.
+//! After criterion, the cases are timed once each in turn, 30 rounds, and
+//! the medians printed with each one's ratio to `wasmtime` and to
+//! `wasmtime-fuel` (the figures `docs/benchmarks.md` quotes), saved to `target/chatflow-bench/cold_start.json`.
 //! Costs a process pays only once (the first engine, the pagemap probe,
 //! the first thread pools) are not in these figures: the example
 //! `cold_start` measures fresh processes phase by phase.
@@ -41,16 +47,22 @@ const PROFILE: &str = r#"{"id":"cus_1042","phone":"+442079460000","name":{"first
 
 const ROUNDS: usize = 30;
 
-/// Raw wasmtime: engine, compile, instantiate, one call.
-fn wasmtime_cold(wasm: &[u8]) {
+/// Raw wasmtime: engine, compile, instantiate, one call; with fuel
+/// metering on if `fuel`.
+fn wasmtime_cold(wasm: &[u8], fuel: bool) {
     use wasmtime::{Config, Engine, Linker, Module, Store};
-    let engine = Engine::new(&Config::new()).expect("engine");
+    let mut config = Config::new();
+    config.consume_fuel(fuel);
+    let engine = Engine::new(&config).expect("engine");
     let module = Module::new(&engine, wasm).expect("compile");
     let mut linker = Linker::new(&engine);
     linker
         .define_unknown_imports_as_traps(&module)
         .expect("trap imports");
     let mut store = Store::new(&engine, ());
+    if fuel {
+        store.set_fuel(u64::MAX).expect("fuel");
+    }
     let instance = linker.instantiate(&mut store, &module).expect("instance");
     instance
         .get_typed_func::<(), ()>(&mut store, "chatflow_abi_v1")
@@ -87,11 +99,21 @@ fn cases(rt: &'static tokio::runtime::Runtime, wasm: &'static [u8], cache: &Path
     vec![
         Case {
             name: "wasmtime",
-            run: Box::new(move || wasmtime_cold(wasm)),
+            run: Box::new(move || wasmtime_cold(wasm, false)),
+        },
+        Case {
+            name: "wasmtime-fuel",
+            run: Box::new(move || wasmtime_cold(wasm, true)),
         },
         Case {
             name: "chatflow",
             run: Box::new(move || chatflow_cold(rt, SandboxConfig::default(), wasm)),
+        },
+        Case {
+            name: "chatflow-epoch",
+            run: Box::new(move || {
+                chatflow_cold(rt, SandboxConfig::default().with_fuel_metering(false), wasm)
+            }),
         },
         Case {
             name: "chatflow-cli",
@@ -109,6 +131,7 @@ struct Row {
     name: &'static str,
     median_ms: f64,
     ratio_to_wasmtime: f64,
+    ratio_to_wasmtime_fuel: f64,
 }
 
 fn main() {
@@ -164,13 +187,14 @@ fn main() {
             name: case.name,
             median_ms,
             ratio_to_wasmtime: median_ms / medians[0],
+            ratio_to_wasmtime_fuel: median_ms / medians[1],
         })
         .collect();
     println!("\ncold start, median of {ROUNDS} interleaved rounds:");
     for row in &rows {
         println!(
-            "  {:<22} {:>8.2} ms  {:.2}x wasmtime",
-            row.name, row.median_ms, row.ratio_to_wasmtime
+            "  {:<22} {:>8.2} ms  {:.2}x wasmtime  {:.2}x wasmtime-fuel",
+            row.name, row.median_ms, row.ratio_to_wasmtime, row.ratio_to_wasmtime_fuel
         );
     }
     report::save("cold_start", &rows);
