@@ -32,7 +32,11 @@ pub struct HttpClient {
 }
 
 struct Inner {
-    client: reqwest::Client,
+    /// Built on the first request ([`HttpClient::client`]): loading and
+    /// parsing the system's root certificates is most of what building a
+    /// client costs, and a process whose flows and guests make no request
+    /// (`chatflow check`, most `chatflow code` runs) never needs them.
+    client: tokio::sync::OnceCell<reqwest::Client>,
     policy: NetPolicy,
 }
 
@@ -42,29 +46,43 @@ impl HttpClient {
     /// Fails with [`PolicyError::Limits`] for inconsistent limits,
     /// [`PolicyError::RootCertificate`] for an extra root entry without a
     /// certificate, and [`PolicyError::Client`] if the TLS backend cannot be
-    /// initialised (including with an extra root that does not parse).
+    /// initialised with the extra roots (one that does not parse as a
+    /// certificate).
+    ///
+    /// The underlying connection pool, with the system's root certificates,
+    /// is built on the first request (it takes milliseconds, most of them
+    /// reading the system's certificate store), so building an
+    /// `HttpClient` that never sends anything costs next to nothing. The
+    /// operator's extra roots are still checked here. Should the system's
+    /// store yield no certificate at all, every request fails with
+    /// [`NetError::Connect`], whose source says so.
     pub fn new(policy: NetPolicy) -> Result<HttpClient, PolicyError> {
         policy.validate()?;
         let roots = policy.root_certificates()?;
-        let mut builder = reqwest::Client::builder();
         if !roots.is_empty() {
-            builder = builder.tls_certs_merge(roots);
+            // The operator's roots are parsed now, as the first request
+            // would, but without the system's store: a certificate that
+            // does not parse fails here, not at the first request.
+            reqwest::Client::builder()
+                .tls_certs_only(roots)
+                .build()
+                .map_err(PolicyError::Client)?;
         }
-        let client = builder
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .connect_timeout(policy.connect_timeout)
-            .dns_resolver(PolicyResolver {
-                rules: AddressRules::from(&policy),
-                overrides: Arc::new(policy.resolve.clone()),
-            })
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(PolicyError::Client)?;
         Ok(HttpClient {
-            inner: Arc::new(Inner { client, policy }),
+            inner: Arc::new(Inner {
+                client: tokio::sync::OnceCell::new(),
+                policy,
+            }),
         })
+    }
+
+    /// The connection pool, built on the first call (one at a time; a
+    /// failed build is not kept, so the next request tries again).
+    async fn client(&self) -> Result<&reqwest::Client, reqwest::Error> {
+        self.inner
+            .client
+            .get_or_try_init(|| async { build_client(&self.inner.policy) })
+            .await
     }
 
     /// The policy this client enforces.
@@ -132,11 +150,20 @@ impl HttpClient {
             ..
         } = request;
         let is_head = method == Method::HEAD;
-        let mut builder = self
-            .inner
-            .client
-            .request(method, url.clone())
-            .headers(headers);
+        let client = self.client().await.map_err(|source| {
+            let mut cause = String::new();
+            let mut next: Option<&(dyn StdError + 'static)> = Some(&source);
+            while let Some(e) = next {
+                cause.push_str(&format!(": {e}"));
+                next = e.source();
+            }
+            tracing::warn!("building the http client{cause}");
+            NetError::Connect {
+                url: shown.to_string(),
+                source,
+            }
+        })?;
+        let mut builder = client.request(method, url.clone()).headers(headers);
         if let Some(body) = body {
             builder = builder.body(body);
         }
@@ -200,6 +227,28 @@ impl HttpClient {
             NetError::Transport { url, source: err }
         }
     }
+}
+
+/// The `reqwest::Client` for `policy`: the system's roots plus the
+/// operator's, no proxy, no redirects, the policy's resolver.
+fn build_client(policy: &NetPolicy) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder();
+    // Checked by `HttpClient::new`: this cannot fail to parse now.
+    let roots = policy.root_certificates().unwrap_or_default();
+    if !roots.is_empty() {
+        builder = builder.tls_certs_merge(roots);
+    }
+    builder
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .connect_timeout(policy.connect_timeout)
+        .dns_resolver(PolicyResolver {
+            rules: AddressRules::from(policy),
+            overrides: Arc::new(policy.resolve.clone()),
+        })
+        .user_agent(USER_AGENT)
+        .build()
 }
 
 impl fmt::Debug for HttpClient {

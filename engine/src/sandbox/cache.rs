@@ -227,16 +227,19 @@ impl DiskCache {
 
         let key_path = dir.join(KEY_FILE);
         let mut key = [0u8; KEY_LEN];
-        // The key appears whole or not at all: it is written to a private
-        // temporary file and then hard-linked into place, which fails if
-        // another process (or sandbox) got there first. Creating `key`
-        // directly would let a concurrent opener read it half-written.
+        // Usually the key is there: read it (below) without writing
+        // anything, so opening the cache costs no fsync.
+        let exists = fs::symlink_metadata(&key_path).is_ok();
+        // Otherwise the key appears whole or not at all: it is written to a
+        // private temporary file and then hard-linked into place, which
+        // fails if another process (or sandbox) got there first. Creating
+        // `key` directly would let a concurrent opener read it half-written.
         let tmp_path = dir.join(format!(
             "{KEY_FILE}.{}.{}.tmp",
             std::process::id(),
             NEXT_TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let created = (|| -> Result<bool, ConfigError> {
+        let mut create = || -> Result<bool, ConfigError> {
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -254,10 +257,16 @@ impl DiskCache {
                 Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                 Err(err) => Err(io(format!("creating {}", key_path.display()))(err)),
             }
-        })();
-        // Best effort: a leftover temporary file holds a key nobody uses.
-        let _ = fs::remove_file(&tmp_path);
-        if !created? {
+        };
+        let created = if exists {
+            false
+        } else {
+            let created = create();
+            // Best effort: a leftover temporary file holds a key nobody uses.
+            let _ = fs::remove_file(&tmp_path);
+            created?
+        };
+        if !created {
             let mut file =
                 fs::File::open(&key_path).map_err(io(format!("opening {}", key_path.display())))?;
             let meta = file

@@ -148,7 +148,11 @@ pub struct SandboxConfig {
     /// How many runs may execute at once. Sizes the pooling allocator
     /// (instances, memories, tables and async stacks); runs past it wait for
     /// a free slot. Each slot reserves address space (not memory) for the
-    /// largest allowed linear memory plus guard pages.
+    /// largest allowed linear memory plus guard pages, all of it when the
+    /// sandbox is created: about 2–3 ms of [`Sandbox::new`] for 1 000 slots,
+    /// a fraction of a millisecond for a few (`docs/benchmarks.md`, "Cold
+    /// start"). A process that runs one block at a time (the `chatflow`
+    /// command line) needs one.
     ///
     /// By default 1 000.
     pub max_concurrent_runs: u32,

@@ -53,6 +53,8 @@ struct Report {
     bound_by: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorReport>,
+    /// What the on-disk module cache did (`null` when off).
+    module_cache: serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -119,6 +121,7 @@ pub fn run(args: Args) -> Result<Status> {
         sandbox,
         limits,
         module,
+        cache_dir,
     } = match args.block.load(&runtime)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
@@ -154,7 +157,7 @@ pub fn run(args: Args) -> Result<Status> {
         memory,
     };
     let initial_memory = module.initial_memory_bytes();
-    let report = summarize(
+    let mut report = summarize(
         &args,
         &limits,
         input_bytes,
@@ -163,6 +166,7 @@ pub fn run(args: Args) -> Result<Status> {
         samples,
         failure,
     );
+    report.module_cache = super::cache_args::report(cache_dir.as_deref(), sandbox.cache_stats());
     if args.json {
         println!(
             "{:#}",
@@ -277,6 +281,7 @@ fn summarize(
         max_input_bytes,
         bound_by,
         error: failure,
+        module_cache: serde_json::Value::Null,
     }
 }
 

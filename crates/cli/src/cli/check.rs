@@ -8,6 +8,7 @@ use chatflow_engine::net::{HttpClient, NetPolicy};
 use chatflow_engine::sandbox::{CodeModule, LoadError, Sandbox, SandboxConfig};
 
 use super::Status;
+use super::cache_args::{self, CacheArgs};
 
 /// Arguments of `chatflow check`.
 #[derive(Debug, clap::Args)]
@@ -28,6 +29,8 @@ pub struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 pub fn run(args: Args) -> Result<Status> {
@@ -36,10 +39,16 @@ pub fn run(args: Args) -> Result<Status> {
     }
     // Validation makes no requests: the default (deny-private) policy will do.
     let http = HttpClient::new(NetPolicy::default()).context("building the HTTP client")?;
-    let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
+    let (sandbox, cache_dir) = args
+        .cache
+        .build(
+            SandboxConfig::default().with_max_concurrent_runs(1),
+            |config| Sandbox::new(config, http.clone()),
+        )
         .context("starting the sandbox")?;
     match load_module(&sandbox, &args.module) {
         Ok(module) => {
+            let stats = sandbox.cache_stats();
             let imports: Vec<String> = module
                 .imports()
                 .iter()
@@ -52,6 +61,7 @@ pub fn run(args: Args) -> Result<Status> {
                     "sha256": module.sha256_hex(),
                     "imports": imports,
                     "exports": module.exports(),
+                    "module_cache": cache_args::report(cache_dir.as_deref(), stats),
                 });
                 println!("{out:#}");
             } else {
@@ -60,6 +70,16 @@ pub fn run(args: Args) -> Result<Status> {
                 println!("  sha256:  {}", module.sha256_hex());
                 println!("  imports: {}", list(&imports));
                 println!("  exports: {}", list(module.exports()));
+                if let Some(dir) = &cache_dir {
+                    let how = if stats.disk_hits > 0 {
+                        "loaded from"
+                    } else if stats.disk_writes > 0 {
+                        "compiled, saved to"
+                    } else {
+                        "compiled, not saved to"
+                    };
+                    println!("  cache:   {how} {}", dir.display());
+                }
             }
             Ok(Status::Ok)
         }
@@ -116,7 +136,16 @@ pub fn load_module(sandbox: &Sandbox, path: &Path) -> std::result::Result<CodeMo
 /// `chatflow check FLOW.json`: load the flow as `chatflow run` would (every
 /// problem reported, each with its block and field).
 fn check_flow(args: &Args) -> Result<Status> {
-    let engine = chatflow_engine::Engine::new(chatflow_engine::EngineConfig::default())
+    let (engine, cache_dir) = args
+        .cache
+        .build(
+            SandboxConfig::default().with_max_concurrent_runs(1),
+            |sandbox| {
+                chatflow_engine::Engine::new(
+                    chatflow_engine::EngineConfig::default().with_sandbox(sandbox),
+                )
+            },
+        )
         .context("starting the engine")?;
     let mut loader = engine.flow_loader();
     if let Some(dir) = &args.module_dir {
@@ -135,6 +164,7 @@ fn check_flow(args: &Args) -> Result<Status> {
                     "start": flow.start(),
                     "blocks": blocks,
                     "warnings": flow.warnings().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "module_cache": cache_args::report(cache_dir.as_deref(), engine.sandbox().cache_stats()),
                 });
                 println!("{out:#}");
             } else {

@@ -10,6 +10,7 @@ use chatflow_engine::sandbox::{
 };
 use tokio::runtime::Runtime;
 
+use super::cache_args::{self, CacheArgs};
 use super::check::load_module;
 use super::net_args::NetArgs;
 use super::{Status, parse_sets};
@@ -20,6 +21,8 @@ use super::{Status, parse_sets};
     after_help = "Exit codes: 0 success, 1 the run failed, 2 bad arguments or invalid module.\n\n\
 Network policy: the module's HTTP requests reach only public addresses unless\n\
 allowed, exactly as for `chatflow rest` (see --allow-host).\n\n\
+Module cache: the compiled module is kept in ~/.cache/chatflow/modules (see\n\
+--cache-dir), so the next run of the same module does not compile it again.\n\n\
 Example:\n  chatflow code parse_order.wasm --set 'API Response=@reply.json' --fuel 50000000"
 )]
 pub struct Args {
@@ -53,6 +56,8 @@ pub struct BlockArgs {
     /// `chatflow rest`).
     #[command(flatten)]
     net: NetArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 pub fn run(args: Args) -> Result<Status> {
@@ -62,6 +67,7 @@ pub fn run(args: Args) -> Result<Status> {
         sandbox,
         limits,
         module,
+        cache_dir,
     } = match args.block.load(&runtime)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
@@ -73,7 +79,9 @@ pub fn run(args: Args) -> Result<Status> {
         Status::Stopped
     };
     if args.json {
-        println!("{:#}", to_json(&outcome));
+        let mut out = to_json(&outcome);
+        out["module_cache"] = cache_args::report(cache_dir.as_deref(), sandbox.cache_stats());
+        println!("{out:#}");
     } else {
         print_human(&outcome);
     }
@@ -81,12 +89,14 @@ pub fn run(args: Args) -> Result<Status> {
 }
 
 /// A module ready to run: the `--set` properties, a one-slot sandbox, the
-/// limits asked for, and the module loaded in it.
+/// limits asked for, the module loaded in it, and the on-disk module cache
+/// the sandbox uses (none with `--no-cache` or when it cannot be opened).
 pub(super) struct Loaded {
     pub props: Properties,
     pub sandbox: Sandbox,
     pub limits: Limits,
     pub module: CodeModule,
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl BlockArgs {
@@ -113,7 +123,13 @@ impl BlockArgs {
         let http = runtime
             .block_on(async { HttpClient::new(policy) })
             .context("building the HTTP client")?;
-        let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
+        // One run at a time: a one-slot pool reserves next to nothing.
+        let (sandbox, cache_dir) = self
+            .cache
+            .build(
+                SandboxConfig::default().with_max_concurrent_runs(1),
+                |config| Sandbox::new(config, http.clone()),
+            )
             .context("starting the sandbox")?;
         let overrides = LimitOverrides {
             fuel: self.fuel,
@@ -143,6 +159,7 @@ impl BlockArgs {
             sandbox,
             limits,
             module,
+            cache_dir,
         }))
     }
 }

@@ -34,6 +34,7 @@ macro_rules! eprintln {
 
 mod bench;
 mod build;
+mod cache_args;
 mod check;
 mod code;
 mod demo;

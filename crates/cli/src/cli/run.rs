@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use chatflow_engine::flow::{Message, Step, StepOutcome, StopError, TurnStatus};
+use chatflow_engine::sandbox::SandboxConfig;
 use chatflow_engine::{Engine, EngineConfig};
 use serde_json::json;
 
+use super::cache_args::{self, CacheArgs};
 use super::net_args::NetArgs;
 use super::transcript::{answer_line, render_turn};
 use super::{Status, parse_sets, runtime};
@@ -35,7 +37,11 @@ transcript; with --json it is also in the trace.
 
 JSON output: {\"status\": \"completed\" | \"stopped\" | \"waiting_for_input\",
 \"messages\": [...], \"properties\": {...}, \"trace\": [...], \"error\": null |
-{\"block\", \"kind\", \"message\"}, \"warnings\": [...]}.
+{\"block\", \"kind\", \"message\"}, \"warnings\": [...], \"module_cache\": null |
+{\"dir\", \"compiled\", \"loaded\", \"written\", \"rejected\"}}.
+
+Code block modules are compiled once and kept in the on-disk module cache
+(~/.cache/chatflow/modules by default; --cache-dir, --no-cache).
 
 Exit status: 0 the flow completed, 1 it stopped on an error (or waits for an
 answer nobody gave), 2 invalid flow or arguments.";
@@ -66,6 +72,8 @@ pub struct Args {
     trace: bool,
     #[command(flatten)]
     net: NetArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Print one JSON document at the end instead of the transcript.
     #[arg(long)]
     json: bool,
@@ -77,7 +85,11 @@ pub fn run(args: Args) -> Result<Status> {
         .with_net(args.net.policy()?)
         .with_max_steps(args.max_steps);
     let rt = runtime()?;
-    let engine = rt.block_on(async { Engine::new(config) })?;
+    // One conversation runs one block at a time: a one-slot pool.
+    let (engine, cache_dir) = args.cache.build(
+        SandboxConfig::default().with_max_concurrent_runs(1),
+        |sandbox| rt.block_on(async { Engine::new(config.clone().with_sandbox(sandbox)) }),
+    )?;
     let mut loader = engine.flow_loader();
     if let Some(dir) = &args.module_dir {
         loader = loader.module_dir(dir);
@@ -167,6 +179,7 @@ pub fn run(args: Args) -> Result<Status> {
             })),
             "warnings": flow.warnings(),
             "conversation": conversation,
+            "module_cache": cache_args::report(cache_dir.as_deref(), engine.sandbox().cache_stats()),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {

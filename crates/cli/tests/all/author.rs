@@ -17,7 +17,12 @@ use serde_json::Value;
 use sha2::Digest as _;
 
 fn chatflow(dir: &Path, args: &[&str]) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_chatflow")).args(args), dir)
+    run(
+        Command::new(env!("CARGO_BIN_EXE_chatflow"))
+            .args(args)
+            .env("CHATFLOW_CACHE_DIR", crate::support::cli_cache_dir()),
+        dir,
+    )
 }
 
 fn cargo(dir: &Path, args: &[&str]) -> Output {

@@ -9,6 +9,7 @@ use chatflow_test_artifacts::BENCH_PARSE_SET3;
 fn chatflow(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_chatflow"))
         .args(args)
+        .env("CHATFLOW_CACHE_DIR", crate::support::cli_cache_dir())
         .env_remove("CHATFLOW_LOG")
         .output()
         .unwrap()

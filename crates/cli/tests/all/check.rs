@@ -11,6 +11,7 @@ fn chatflow_check_accepts_them() {
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatflow"))
             .args(["check", "--json", path])
+            .env("CHATFLOW_CACHE_DIR", crate::support::cli_cache_dir())
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{path}: {out:?}");

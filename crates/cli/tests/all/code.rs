@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 fn chatflow(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chatflow"))
         .args(args)
+        .env("CHATFLOW_CACHE_DIR", crate::support::cli_cache_dir())
         .output()
         .expect("running chatflow")
 }

@@ -7,6 +7,7 @@
 
 mod author;
 mod bench;
+mod cache;
 mod check;
 mod code;
 mod modules;

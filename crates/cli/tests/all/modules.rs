@@ -29,6 +29,7 @@ fn dirs() -> Dirs {
 fn chatflow(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_chatflow"))
         .args(args)
+        .env("CHATFLOW_CACHE_DIR", crate::support::cli_cache_dir())
         .env_remove("CHATFLOW_LOG")
         .output()
         .unwrap()

@@ -15,7 +15,9 @@ use chatflow_test_artifacts::{BENCH_EMPTY, SDK_ERR, SDK_ROUNDTRIP, examples};
 
 fn chatflow(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatflow"));
-    cmd.args(args).env_remove("CHATFLOW_LOG");
+    cmd.args(args)
+        .env_remove("CHATFLOW_LOG")
+        .env("CHATFLOW_CACHE_DIR", crate::support::cli_cache_dir());
     cmd
 }
 

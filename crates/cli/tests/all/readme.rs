@@ -22,6 +22,7 @@ fn readme_path() -> &'static Path {
 fn chatflow(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_chatflow"))
         .args(args)
+        .env("CHATFLOW_CACHE_DIR", crate::support::cli_cache_dir())
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .env_remove("CHATFLOW_LOG")
         .output()

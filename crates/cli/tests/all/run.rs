@@ -11,6 +11,7 @@ async fn chatflow(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_chatflow"))
             .args(&args)
+            .env("CHATFLOW_CACHE_DIR", crate::support::cli_cache_dir())
             .env_remove("CHATFLOW_LOG")
             .stdin(std::process::Stdio::null())
             .output()

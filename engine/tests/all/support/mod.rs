@@ -30,3 +30,11 @@ pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// The on-disk module cache the tests' `chatflow` commands use (through
+/// `CHATFLOW_CACHE_DIR`), so they never write to the user's own cache
+/// directory. Shared by every test of this run and by later runs, as a
+/// user's is; `cli_cache` tests its behaviour with directories of their own.
+pub fn cli_cache_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chatflow-cli-modules")
+}
