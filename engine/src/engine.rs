@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::flow::{Flow, FlowError, FlowLoader};
-use crate::net::{HttpClient, NetPolicy, PolicyError};
+use crate::net::{Egress, HttpClient, NetPolicy, PolicyError};
 use crate::sandbox::{self, Sandbox, SandboxConfig};
 
 /// How an [`Engine`] is set up. Every field has a default suited to running
@@ -30,6 +30,9 @@ pub struct EngineConfig {
     ///
     /// By default 1000.
     pub max_steps: u32,
+    /// The operator's egress for both blocks' HTTP
+    /// ([`HttpClient::with_egress`]); by default the engine's own client.
+    pub egress: Option<Arc<dyn Egress>>,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +41,7 @@ impl Default for EngineConfig {
             net: NetPolicy::default(),
             sandbox: SandboxConfig::default(),
             max_steps: 1000,
+            egress: None,
         }
     }
 }
@@ -52,6 +56,13 @@ impl EngineConfig {
     /// Sets the sandbox configuration.
     pub fn with_sandbox(mut self, sandbox: SandboxConfig) -> Self {
         self.sandbox = sandbox;
+        self
+    }
+
+    /// Sends both blocks' HTTP through `egress` (see [`crate::net::Egress`]
+    /// for what it takes on).
+    pub fn with_egress(mut self, egress: Arc<dyn Egress>) -> Self {
+        self.egress = Some(egress);
         self
     }
 
@@ -90,7 +101,10 @@ struct Inner {
 impl Engine {
     /// Builds an engine: one HTTP client, one sandbox.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
-        let http = HttpClient::new(config.net.clone())?;
+        let http = match &config.egress {
+            Some(egress) => HttpClient::with_egress(config.net.clone(), egress.clone())?,
+            None => HttpClient::new(config.net.clone())?,
+        };
         let sandbox = Sandbox::new(config.sandbox.clone(), http.clone())?;
         Ok(Engine {
             inner: Arc::new(Inner {

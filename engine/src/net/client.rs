@@ -13,9 +13,9 @@ use url::Url;
 
 use super::policy::AddressRules;
 use super::{
-    AddressClass, DenyReason, HeaderMap, HeaderValue, InvalidRequest, Method, NetError, NetPolicy,
-    PolicyError, StatusCode, TimeoutPhase, decode_text, decode_text_owned, redact_url,
-    validate_header_name,
+    AddressClass, DenyReason, Egress, EgressRequest, HeaderMap, HeaderValue, InvalidRequest,
+    Method, NetError, NetPolicy, PolicyError, StatusCode, TimeoutPhase, decode_text,
+    decode_text_owned, redact_url, validate_header_name,
 };
 
 const USER_AGENT: &str = concat!("chatflow/", env!("CARGO_PKG_VERSION"));
@@ -32,6 +32,9 @@ pub struct HttpClient {
 }
 
 struct Inner {
+    /// The operator's egress ([`HttpClient::with_egress`]); `None` sends
+    /// with `client`.
+    egress: Option<Arc<dyn Egress>>,
     /// Built on the first request ([`HttpClient::client`]): loading and
     /// parsing the system's root certificates is most of what building a
     /// client costs, and a process whose flows and guests make no request
@@ -70,6 +73,27 @@ impl HttpClient {
         }
         Ok(HttpClient {
             inner: Arc::new(Inner {
+                egress: None,
+                client: tokio::sync::OnceCell::new(),
+                policy,
+            }),
+        })
+    }
+
+    /// A client for `policy` that sends through the operator's `egress`
+    /// instead of its own connection pool, after [`NetPolicy::validate`].
+    /// The policy's URL rules, header checks, timeouts and body cap still
+    /// apply; resolving names and checking the resolved addresses become
+    /// the egress's job (see [`Egress`]). The policy's extra root
+    /// certificates are not used (the egress makes the connections).
+    pub fn with_egress(
+        policy: NetPolicy,
+        egress: Arc<dyn Egress>,
+    ) -> Result<HttpClient, PolicyError> {
+        policy.validate()?;
+        Ok(HttpClient {
+            inner: Arc::new(Inner {
+                egress: Some(egress),
                 client: tokio::sync::OnceCell::new(),
                 policy,
             }),
@@ -113,7 +137,14 @@ impl HttpClient {
         }
         let shown = redact_url(&request.url);
         tracing::debug!(method = %request.method, url = %shown, "http request");
-        let exchange = self.exchange(request, limit, timeout, &shown);
+        let exchange = async {
+            match &self.inner.egress {
+                Some(egress) => {
+                    exchange_with(egress.as_ref(), request, limit, timeout, &shown).await
+                }
+                None => self.exchange(request, limit, timeout, &shown).await,
+            }
+        };
         let result = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_elapsed) => Err(NetError::Timeout {
@@ -227,6 +258,51 @@ impl HttpClient {
             NetError::Transport { url, source: err }
         }
     }
+}
+
+/// Sends `request` through the operator's `egress`, and holds what comes
+/// back to the body cap.
+async fn exchange_with(
+    egress: &dyn Egress,
+    request: Request,
+    limit: u64,
+    timeout: Duration,
+    shown: &str,
+) -> Result<Response, NetError> {
+    let Request {
+        method,
+        url,
+        headers,
+        body,
+        ..
+    } = request;
+    let response = egress
+        .send(EgressRequest {
+            method,
+            url: url.clone(),
+            headers,
+            body,
+            timeout,
+            max_response_bytes: limit,
+        })
+        .await
+        .map_err(|source| NetError::Egress {
+            url: shown.to_string(),
+            source,
+        })?;
+    if response.body.len() as u64 > limit {
+        return Err(NetError::BodyTooLarge {
+            url: shown.to_string(),
+            limit,
+        });
+    }
+    Ok(Response {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+        url,
+        duration: Duration::ZERO,
+    })
 }
 
 /// The `reqwest::Client` for `policy`: the system's roots plus the

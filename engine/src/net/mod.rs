@@ -47,9 +47,11 @@ use encoding_rs::{Encoding, UTF_8};
 use url::Url;
 
 mod client;
+mod egress;
 mod policy;
 
 pub use client::{HttpClient, Request, Response};
+pub use egress::{Egress, EgressError, EgressFuture, EgressRequest, EgressResponse};
 pub use policy::{AddressClass, HostPattern, METADATA_ADDRESSES, NetPolicy, PolicyError, classify};
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 pub use reqwest::{Method, StatusCode};
@@ -99,6 +101,15 @@ pub enum NetError {
         #[source]
         source: reqwest::Error,
     },
+    /// The operator's [`Egress`] failed to get a response.
+    #[error("request to {url} failed in the egress")]
+    Egress {
+        /// The URL, redacted.
+        url: String,
+        /// What the egress returned.
+        #[source]
+        source: EgressError,
+    },
     /// The response body is larger than the cap (by default
     /// [`NetPolicy::response_bytes`], 1 MiB). The request was aborted when
     /// the cap was crossed.
@@ -117,7 +128,8 @@ pub enum NetError {
 
 impl NetError {
     /// A short, stable name for the variant (`denied`, `timeout`,
-    /// `connect`, `transport`, `body_too_large`, `invalid_request`), for
+    /// `connect`, `transport`, `egress`, `body_too_large`,
+    /// `invalid_request`), for
     /// logs and machine-readable output.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -125,6 +137,7 @@ impl NetError {
             NetError::Timeout { .. } => "timeout",
             NetError::Connect { .. } => "connect",
             NetError::Transport { .. } => "transport",
+            NetError::Egress { .. } => "egress",
             NetError::BodyTooLarge { .. } => "body_too_large",
             NetError::InvalidRequest(_) => "invalid_request",
         }

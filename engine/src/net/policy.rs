@@ -304,7 +304,8 @@ impl NetPolicy {
     }
 
     /// Checks one address against rule 3 (the class rules), as the DNS
-    /// resolver does for each resolved address.
+    /// resolver does for each resolved address; an [`Egress`](super::Egress)
+    /// that resolves names itself calls it on each address.
     pub fn check_address(&self, ip: IpAddr) -> Result<(), DenyReason> {
         AddressRules::from(self).check(ip)
     }

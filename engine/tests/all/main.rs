@@ -4,6 +4,7 @@
 //! `support::server`; Code block tests run real wasm (hand-written WAT and
 //! Rust guests built for wasm32 by a build script).
 
+mod egress;
 mod examples;
 mod flow;
 mod flow_code;
