@@ -12,6 +12,8 @@ mod cache;
 mod cli;
 
 mod concurrency;
+mod fuel;
+mod host_memory;
 mod hostile;
 mod http;
 mod load;
