@@ -34,6 +34,9 @@ mod log;
 pub(crate) mod parse;
 mod properties;
 
+#[cfg(feature = "fuzzing")]
+pub use parse::fuzzing;
+
 /// The ABI v1 error codes (`docs/abi.md`, "Error codes").
 pub mod code {
     /// Property not set; selector matched nothing; `last_error` with no
@@ -83,8 +86,14 @@ pub(crate) const ERROR_FUEL: u64 = 1_000;
 pub(crate) const HTTP_HEADER_BYTES: u64 = http::MAX_RESPONSE_HEADER_BYTES as u64;
 
 /// The most bytes of index the selectors keep per byte of a property they
-/// parsed (`parse`: JSON 4, XML 3).
-pub(crate) const INDEX_BYTES_PER_BYTE: u64 = 4;
+/// parsed: JSON's or XML's, whichever is more (a property is one or the
+/// other, and each has at most one index).
+pub(crate) const INDEX_BYTES_PER_BYTE: u64 =
+    if parse::json::INDEX_BYTES_PER_TEXT_BYTE > parse::xml::INDEX_BYTES_PER_TEXT_BYTE {
+        parse::json::INDEX_BYTES_PER_TEXT_BYTE as u64
+    } else {
+        parse::xml::INDEX_BYTES_PER_TEXT_BYTE as u64
+    };
 
 /// What [`HostMemory`](super::limits::HostMemory) counts for the `fail`
 /// message (kept: 64 KiB; while bad bytes are replaced: up to 192 KiB) and

@@ -17,6 +17,7 @@ mod host_memory;
 mod hostile;
 mod http;
 mod load;
+mod selector_attacks;
 mod selectors;
 
 /// A sandbox with a small pool (tests run in parallel, each pool slot
