@@ -34,6 +34,14 @@ JSON_FILES = ["twitter.json", "citm_catalog.json", "canada.json", "github_events
 XML_FILES = ["sample_rss.xml", "huge.xml", "gigantic.svg", "linescore.xml"]
 JSON_VARIANTS = ["sandbox", "sandbox-epoch", "sandbox-dlmalloc", "sandbox-typed", "host-selector"]
 XML_VARIANTS = ["sandbox", "sandbox-epoch", "host-selector"]
+# JSON and XML documents of at least 64 KB (issue 14's targets).
+LARGE_JSON = ["twitter.json", "citm_catalog.json", "canada.json", "github_events.json"]
+LARGE_XML = ["sample_rss.xml", "huge.xml", "gigantic.svg"]
+# The baseline each variant is compared with: the same code natively, in this
+# process (`native`) and built like the guests (`native-matched`).
+BASELINES = {
+    "sandbox-typed": ("native-typed", "native-matched-typed"),
+}
 # Targets of issue 6 (ratio to native, higher is better), by variant.
 TARGETS = {
     ("parse_json", "sandbox"): (0.75, ["twitter.json", "citm_catalog.json", "canada.json"]),
@@ -134,20 +142,70 @@ class Report:
         return median(values)
 
     def parse_table(self, group, files, variants):
+        """MB/s per variant, with the ratio to native-matched and to native."""
         lines = [
-            "| document | native MB/s | " + " | ".join(f"{v} MB/s (ratio)" for v in variants) + " |",
-            "|---|---:|" + "---:|" * len(variants),
+            "| document | native MB/s | native-matched MB/s | "
+            + " | ".join(f"{v} MB/s (÷ matched / ÷ native)" for v in variants)
+            + " |",
+            "|---|---:|---:|" + "---:|" * len(variants),
         ]
         for f in files:
             if self.ns(group, "native", f) is None:
                 continue
-            cells = [f"`{f}`", fmt_mbps(self.mbps(group, "native", f))]
+            cells = [
+                f"`{f}`",
+                fmt_mbps(self.mbps(group, "native", f)),
+                fmt_mbps(self.mbps(group, "native-matched", f)),
+            ]
             for v in variants:
-                base = "native-typed" if v == "sandbox-typed" else "native"
+                plain, matched = BASELINES.get(v, ("native", "native-matched"))
                 cells.append(
-                    f"{fmt_mbps(self.mbps(group, v, f))} ({fmt_ratio(self.ratio(group, v, f, base))})"
+                    f"{fmt_mbps(self.mbps(group, v, f))} "
+                    f"({fmt_ratio(self.ratio(group, v, f, matched))} / "
+                    f"{fmt_ratio(self.ratio(group, v, f, plain))})"
                 )
             lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def geomean_ratio(self, group, variant, files, base):
+        """Median over runs of the geometric mean of the per-document
+        ratios (base time / variant time) within that run."""
+        means = []
+        for r in self.runs:
+            ratios = []
+            for f in files:
+                a = r["bench"].get((group, base, f))
+                b = r["bench"].get((group, variant, f))
+                if a and b:
+                    ratios.append(a["ns"] / b["ns"])
+            if len(ratios) == len(files):
+                means.append(statistics.geometric_mean(ratios))
+        return median(means)
+
+    def matched_targets(self):
+        """Issue 14's targets: the sandbox against the matched baseline."""
+        lines = ["| target | measured | met |", "|---|---:|:---:|"]
+
+        def row(what, value, ok, unit="×"):
+            if value is not None:
+                lines.append(f"| {what} | {value:.3f}{unit} | {'yes' if ok(value) else '**no**'} |")
+
+        for group, files, goal, floor in [
+            ("parse_json", LARGE_JSON, 0.8, 0.7),
+            ("parse_xml", LARGE_XML, 0.6, None),
+        ]:
+            kind = "JSON" if group == "parse_json" else "XML"
+            g = self.geomean_ratio(group, "sandbox", files, "native-matched")
+            row(f"{kind} ≥ 64 KB: geometric mean of `sandbox` ÷ `native-matched` ≥ {goal}×", g, lambda v: v >= goal)
+            if floor is not None:
+                for f in files:
+                    r = self.ratio(group, "sandbox", f, "native-matched")
+                    row(f"`{f}`: `sandbox` ÷ `native-matched` ≥ {floor}×", r, lambda v: v >= floor)
+        r = self.ratio("parse_xml", "sandbox", "gigantic.svg", "native-matched")
+        row("`gigantic.svg`: `sandbox` ÷ `native-matched` ≥ 0.4×", r, lambda v: v >= 0.4)
+        for name, goal in [("code_block/sandbox/demo.json+set3", 5.0), ("code_block/sandbox/empty", 4.0)]:
+            values = [e["median_us"] for r in self.runs for e in r["extras"].get("latency", []) if e["name"] == name]
+            row(f"`{name}` median ≤ {goal:g} µs", median(values), lambda v: v <= goal, " µs")
         return "\n".join(lines)
 
     def time_table(self, group, rows):
@@ -243,7 +301,8 @@ class Report:
 
     def markdown(self):
         parts = [f"Medians over {len(self.runs)} run(s) of `cargo bench -p chatflow-benches`.\n"]
-        parts += ["### Targets\n", self.targets(), ""]
+        parts += ["### Targets against the matched baseline (issue 14)\n", self.matched_targets(), ""]
+        parts += ["### Targets (issue 6)\n", self.targets(), ""]
         parts += ["### JSON parsing (`parse_json`)\n", self.parse_table("parse_json", JSON_FILES, JSON_VARIANTS), ""]
         typed = [
             "`%s` %s MB/s" % (f, fmt_mbps(self.mbps("parse_json", "native-typed", f)))
@@ -251,15 +310,16 @@ class Report:
             if self.mbps("parse_json", "native-typed", f)
         ]
         parts += [
-            "`sandbox-typed` is compared with `native-typed` (%s); every other ratio "
-            "with `native`.\n" % ", ".join(typed)
+            "`sandbox-typed` is compared with `native-typed` (%s) and "
+            "`native-matched-typed`; every other variant with `native` and "
+            "`native-matched`.\n" % ", ".join(typed)
         ]
         parts += ["### XML parsing (`parse_xml`)\n", self.parse_table("parse_xml", XML_FILES, XML_VARIANTS), ""]
         cases = ["empty", "empty-no-panic-hook", "demo.json+set3", "image-1k+set3", "http-get"]
         rows = [
             (v, c)
             for c in cases
-            for v in ["native", "sandbox", "sandbox-epoch", "sandbox-dlmalloc"]
+            for v in ["native", "native-matched", "sandbox", "sandbox-epoch", "sandbox-dlmalloc"]
         ]
         parts += ["### Code block runs (`code_block`)\n", self.time_table("code_block", rows), ""]
         parts += ["Single runs, timed one by one:\n", self.latency_table("latency"), ""]
@@ -292,7 +352,8 @@ class Report:
         return "\n".join(parts)
 
     def svg(self):
-        """Horizontal bars: sandbox/native ratio per corpus file and variant."""
+        """Horizontal bars: variant speed relative to native-matched (the same
+        code built like the guests), per corpus file and variant."""
         series = [("parse_json", f, JSON_VARIANTS) for f in JSON_FILES] + [
             ("parse_xml", f, XML_VARIANTS) for f in XML_FILES
         ]
@@ -312,8 +373,10 @@ class Report:
         for group, f, variants in series:
             bars = []
             for v in variants:
-                base = "native-typed" if v == "sandbox-typed" else "native"
-                r = self.ratio(group, v, f, base)
+                plain, matched = BASELINES.get(v, ("native", "native-matched"))
+                r = self.ratio(group, v, f, matched)
+                if r is None:
+                    r = self.ratio(group, v, f, plain)
                 if r is not None:
                     bars.append((v, r))
             if not bars:
@@ -327,10 +390,10 @@ class Report:
             f'font-family="sans-serif" font-size="11">',
             f'<rect width="{width}" height="{height}" fill="white"/>',
             f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">'
-            "Sandboxed parse speed relative to native (higher is better)</text>",
+            "Sandboxed parse speed relative to matched native (higher is better)</text>",
             f'<text x="{width / 2}" y="36" text-anchor="middle" fill="#555">'
-            f"native time / variant time, median of {len(self.runs)} run(s); fresh instance per run; "
-            "typed vs native typed</text>",
+            f"native-matched time / variant time, median of {len(self.runs)} run(s); "
+            "fresh instance per run; typed vs matched typed</text>",
         ]
         for tick in [0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]:
             tx = x(tick)

@@ -9,7 +9,9 @@
 //!   the same block declared with `code_block!(run, panic_message = false)`.
 //! - `native|sandbox|sandbox-epoch/demo.json+set3`: parse `demo.json`
 //!   (387 B) into a struct and set three properties (`bench_parse_set3`);
-//!   `native` runs the same parse and builds the same three values.
+//!   `native` runs the same parse and builds the same three values, and
+//!   `native-matched` does so built like the guests (guest profile, their
+//!   LLVM flags, the SDK's bump allocator design; `chatflow_benches::matched`).
 //! - `…/image-1k+set3`: the same with a 1.1 KB response of that shape.
 //! - `sandbox-dlmalloc/…+set3`: the same block with Rust's standard
 //!   allocator (`code_block!(run, allocator = std)`) instead of the SDK's
@@ -31,6 +33,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use chatflow_benches::matched::MatchedNative;
 use chatflow_benches::report::{self, Latency};
 use chatflow_benches::sandboxed::{Bench, Guard, property};
 use chatflow_benches::server::{IMAGE_1K_JSON, LoopbackServer};
@@ -91,8 +94,14 @@ fn code_block(c: &mut Criterion, server: &LoopbackServer, latencies: &mut Vec<La
     });
 
     // A typical small block: parse a small response, set three properties.
+    let matched = std::cell::RefCell::new(MatchedNative::start());
     for (case, text) in small_responses() {
         let want = walk::image_fields(text.as_bytes()).expect("an image response");
+        matched.borrow_mut().add_document(case, text.as_bytes());
+        let got: [String; 3] =
+            serde_json::from_str(&matched.borrow_mut().answer("image_fields", case))
+                .expect("three values");
+        assert_eq!(got, want, "{case}: native-matched differs from native");
         let mut props = Properties::new();
         props.set("API Response", text.as_str());
         group.bench_function(BenchmarkId::new("native", case), |b| {
@@ -103,6 +112,14 @@ fn code_block(c: &mut Criterion, server: &LoopbackServer, latencies: &mut Vec<La
             latencies.push(report::latency(&name, 20_000, || {
                 walk::image_fields(black_box(text.as_bytes())).unwrap();
             }));
+        }
+        group.bench_function(BenchmarkId::new("native-matched", case), |b| {
+            b.iter_custom(|iters| matched.borrow_mut().run("image_fields", case, iters).0)
+        });
+        let name = format!("code_block/native-matched/{case}");
+        if measure(&name) {
+            let times = matched.borrow_mut().times("image_fields", case, 20_000);
+            latencies.push(report::summarize(&name, times));
         }
         for (bench, variant, guest) in [
             (&fueled, Guard::Fuel.variant(), BENCH_PARSE_SET3),

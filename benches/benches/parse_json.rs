@@ -8,6 +8,9 @@
 //! - `native`: `serde_json::from_slice::<Value>` and a walk touching every
 //!   node (`chatflow_bench_walk::json_walk`), in this process;
 //! - `native-typed`: serde derive into structs (`json_typed`), natively;
+//! - `native-matched`, `native-matched-typed`: the same two, built like the
+//!   guests (guest profile, their LLVM flags, the SDK's bump allocator
+//!   design reset per run) in a child process (`chatflow_benches::matched`);
 //! - `sandbox`: `json_walk` inside a Code block (`bench_json_walk`), run by
 //!   the engine with its default limits on (fuel, memory, epoch), a fresh
 //!   instance per run, including copying the document into the guest;
@@ -31,6 +34,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use chatflow_benches::matched::MatchedNative;
 use chatflow_benches::sandboxed::{Bench, Guard, property, summary};
 use chatflow_benches::walk::{self, JsonSummary, Shape, TypedSummary};
 use chatflow_benches::{json_documents, json_select_matches, json_selectors, native_json_select};
@@ -48,6 +52,7 @@ fn parse_json(c: &mut Criterion) {
     let walk_dlmalloc = fueled.load(BENCH_JSON_WALK_DLMALLOC);
     let typed = fueled.load(BENCH_JSON_TYPED);
     let select = fueled.load(BENCH_JSON_SELECT);
+    let matched = std::cell::RefCell::new(MatchedNative::start());
 
     let mut group = c.benchmark_group("parse_json");
     group
@@ -74,6 +79,14 @@ fn parse_json(c: &mut Criterion) {
         }
 
         // The same answers as native, or nothing is timed.
+        matched.borrow_mut().add_document(name, bytes);
+        let got: JsonSummary = json(&matched.borrow_mut().answer("json_walk", name));
+        assert_eq!(got, want, "{name}: native-matched walk differs from native");
+        let got: TypedSummary = json(&matched.borrow_mut().answer("json_typed", name));
+        assert_eq!(
+            got, want_typed,
+            "{name}: native-matched typed parse differs"
+        );
         for (bench, module) in [
             (&fueled, &walk_fuel),
             (&epoch, &walk_epoch),
@@ -101,6 +114,12 @@ fn parse_json(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("native-typed", name), bytes, |b, bytes| {
             b.iter(|| walk::json_typed(shape, black_box(bytes)).unwrap())
         });
+        group.bench_function(BenchmarkId::new("native-matched", name), |b| {
+            b.iter_custom(|iters| matched.borrow_mut().run("json_walk", name, iters).0)
+        });
+        group.bench_function(BenchmarkId::new("native-matched-typed", name), |b| {
+            b.iter_custom(|iters| matched.borrow_mut().run("json_typed", name, iters).0)
+        });
         group.bench_function(BenchmarkId::new("sandbox", name), |b| {
             b.iter(|| fueled.run(&walk_fuel, &props).unwrap())
         });
@@ -118,6 +137,11 @@ fn parse_json(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// An answer of the matched child, parsed.
+fn json<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("matched answer {text}: {e}"))
 }
 
 criterion_group!(benches, parse_json);

@@ -8,6 +8,9 @@
 //! - `native`: a quick-xml event walk decoding every element name,
 //!   attribute value and text node (`chatflow_bench_walk::xml_walk`), in
 //!   this process;
+//! - `native-matched`: the same, built like the guests (guest profile, their
+//!   LLVM flags, the SDK's bump allocator design reset per run) in a child
+//!   process (`chatflow_benches::matched`);
 //! - `sandbox`: `xml_walk` inside a Code block (`bench_xml_walk`, built with
 //!   `+simd128` like every guest), default limits on (fuel, memory, epoch),
 //!   a fresh instance per run, including copying the document in;
@@ -23,6 +26,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use chatflow_benches::matched::MatchedNative;
 use chatflow_benches::sandboxed::{Bench, Guard, property, summary};
 use chatflow_benches::walk::{self, XmlSummary};
 use chatflow_benches::{xml_documents, xml_selectors};
@@ -36,6 +40,7 @@ fn parse_xml(c: &mut Criterion) {
     let walk_fuel = fueled.load(BENCH_XML_WALK);
     let walk_epoch = epoch.load(BENCH_XML_WALK);
     let select = fueled.load(BENCH_XML_SELECT);
+    let matched = std::cell::RefCell::new(MatchedNative::start());
 
     let mut group = c.benchmark_group("parse_xml");
     group
@@ -62,6 +67,10 @@ fn parse_xml(c: &mut Criterion) {
         }
 
         // The same answers as native, or nothing is timed.
+        matched.borrow_mut().add_document(name, bytes);
+        let answer = matched.borrow_mut().answer("xml_walk", name);
+        let got: XmlSummary = serde_json::from_str(&answer).expect("a summary");
+        assert_eq!(got, want, "{name}: native-matched walk differs from native");
         for (bench, module) in [(&fueled, &walk_fuel), (&epoch, &walk_epoch)] {
             let got: XmlSummary = summary(&bench.run_ok(module, &props), "summary");
             assert_eq!(got, want, "{name}: sandbox walk differs from native");
@@ -75,6 +84,9 @@ fn parse_xml(c: &mut Criterion) {
 
         group.bench_with_input(BenchmarkId::new("native", name), bytes, |b, bytes| {
             b.iter(|| walk::xml_walk(black_box(bytes)).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("native-matched", name), |b| {
+            b.iter_custom(|iters| matched.borrow_mut().run("xml_walk", name, iters).0)
         });
         group.bench_function(BenchmarkId::new("sandbox", name), |b| {
             b.iter(|| fueled.run(&walk_fuel, &props).unwrap())

@@ -16,6 +16,7 @@ use std::sync::Once;
 pub use chatflow_bench_walk as walk;
 
 mod generate;
+pub mod matched;
 pub mod report;
 pub mod sandboxed;
 pub mod server;

@@ -121,7 +121,9 @@ pub enum Context<'a> {
     /// Each property value is percent-encoded so that it stays inside one
     /// URL path segment (`/`, `?`, `#`, `%` and `\` are encoded). Literal
     /// text is kept as written. A path segment that a value turns into `.`
-    /// or `..` is refused, since URL parsers remove such segments.
+    /// or `..` is refused, since URL parsers remove such segments; segments
+    /// are read as a URL parser reads them (a literal `\` separates them
+    /// like `/`, tab, CR and LF are dropped, `%2e` is a dot).
     PathSegment,
     /// Each property value is `application/x-www-form-urlencoded`, for a
     /// placeholder standing inside a URL's query string (`&`, `=`, `#`
@@ -417,17 +419,23 @@ fn lookup<'p>(props: &'p Properties, name: &str) -> Result<&'p str, RenderError>
     })
 }
 
-/// Refuses a `/`-separated segment of `out[path]` that is `.` or `..`
-/// (ASCII case-insensitively percent-encoded too, as WHATWG URL parsers
-/// read `%2e`) when a property value stands in it. A literal `..` written by
+/// Refuses a segment of `out[path]` that is `.` or `..` as a URL parser
+/// reads it when a property value stands in it. A literal `..` written by
 /// the template's author is the author's business.
+///
+/// Segments are read as WHATWG URL parsers read http(s) paths: `\\` ends a
+/// segment like `/`; tab, CR and LF are dropped; `%2e` is a dot (ASCII
+/// case-insensitively). Spaces and other C0 controls at either end of a
+/// segment are ignored too, since a parser trims them from the end of the
+/// whole URL (inside a path they would be percent-encoded; ignoring them
+/// there refuses a little more than needed, never less).
 fn check_dot_segments(
     out: &str,
     path: Range<usize>,
     spans: &[(Range<usize>, &str)],
 ) -> Result<(), RenderError> {
     let mut seg_start = path.start;
-    for seg in out[path.clone()].split('/') {
+    for seg in out[path.clone()].split(['/', '\\']) {
         let seg_end = seg_start + seg.len();
         if is_dot_segment(seg)
             && let Some((_, name)) = spans
@@ -445,7 +453,12 @@ fn check_dot_segments(
 }
 
 fn is_dot_segment(seg: &str) -> bool {
-    let lower = seg.to_ascii_lowercase().replace("%2e", ".");
+    let read: String = seg
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let lower = read.to_ascii_lowercase().replace("%2e", ".");
     lower == "." || lower == ".."
 }
 
@@ -491,9 +504,14 @@ enum UrlPart {
 
 /// A whole URL as a template, e.g. `https://api.example.com/users/{{id}}?v={{v}}`.
 ///
-/// The scheme and host (everything up to the first `/`, `?` or `#` after
-/// `://`) must be literal: a placeholder there is
-/// [`TemplateError::PlaceholderInHost`]. Each placeholder in the path is
+/// The scheme and host, as a WHATWG URL parser reads them, must be literal
+/// and not empty: a placeholder there is
+/// [`TemplateError::PlaceholderInHost`]. For `http`, `https` and the other
+/// special schemes the parser skips every `/` and `\` after the colon and
+/// ends the host at `/`, `\`, `?` or `#`, so `http:///{{h}}/x` is refused
+/// (the value would be the host); text before the path with a control
+/// character or space is refused too, since the parser drops or trims those.
+/// Each placeholder in the path is
 /// rendered as in [`Context::PathSegment`], each one after `?` (or `#`) as
 /// in [`Context::QueryComponent`]. A missing property is an error.
 #[derive(Clone, PartialEq, Eq)]
@@ -522,11 +540,8 @@ impl UrlTemplate {
             Some(Part::Literal(text)) => text.as_str(),
             _ => "",
         };
-        let authority = first.find("://").map(|i| i + 3);
-        let path_start = authority
-            .and_then(|a| first[a..].find(['/', '?', '#']).map(|i| a + i))
-            .unwrap_or(first.len());
-        if !template.is_literal() && (authority.is_none() || path_start == first.len()) {
+        let path_start = path_start(first);
+        if !template.is_literal() && path_start.is_none() {
             let pos = template
                 .parts
                 .iter()
@@ -537,6 +552,7 @@ impl UrlTemplate {
                 .unwrap_or(0);
             return Err(TemplateError::PlaceholderInHost { pos });
         }
+        let path_start = path_start.unwrap_or(first.len());
         let mut placement = Vec::new();
         let mut state = UrlPart::Path;
         for (i, part) in template.parts.iter().enumerate() {
@@ -638,6 +654,44 @@ impl UrlTemplate {
         check_dot_segments(&out, self.path_start..path_end, &spans)?;
         Url::parse(&out).map_err(|reason| RenderError::InvalidUrl { reason })
     }
+}
+
+/// Where the path (or the query, or the fragment) starts in `first`, the
+/// literal text before a URL template's first placeholder, if that text
+/// holds the whole scheme and host as a WHATWG URL parser reads them.
+/// `None` if it does not, or might not: then a value could land in the host.
+///
+/// The parser's reading is not "up to the first `/` after `://`": for the
+/// special schemes (`http`, `https`, `ws`, `wss`, `ftp`, `file`) it skips any
+/// run of `/` and `\` after the colon and ends the host at `/`, `\`, `?` or
+/// `#`, so in `http:///{{h}}/x` the host is the value. It also drops tabs and
+/// newlines and trims spaces, so text with those (or any control
+/// character) before the path is not trusted.
+fn path_start(first: &str) -> Option<usize> {
+    let colon = first.find(':')?;
+    let scheme = &first[..colon];
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return None;
+    }
+    let special = ["http", "https", "ws", "wss", "ftp", "file"]
+        .iter()
+        .any(|s| scheme.eq_ignore_ascii_case(s));
+    let rest = &first[colon + 1..];
+    let (host_start, ends): (usize, &[char]) = if special {
+        let slashes = rest.len() - rest.trim_start_matches(['/', '\\']).len();
+        (colon + 1 + slashes, &['/', '\\', '?', '#'])
+    } else if rest.starts_with("//") {
+        (colon + 3, &['/', '?', '#'])
+    } else {
+        return None;
+    };
+    let host_end = host_start + first[host_start..].find(ends)?;
+    let trusted = host_end > host_start && !first[..host_end].contains(|c: char| c <= ' ');
+    trusted.then_some(host_end)
 }
 
 impl fmt::Debug for UrlTemplate {
@@ -918,6 +972,12 @@ mod tests {
             ("http://h/{{name}}#{{id}}", "http://h/Zo%C3%AB#42"),
             ("http://h?x={{id}}", "http://h/?x=42"),
             ("http://h/a/../b", "http://h/b"),
+            // The host ends where a URL parser ends it: `\`, or no slashes
+            // at all after a special scheme.
+            ("http://h\\{{id}}", "http://h/42"),
+            ("http:h/{{id}}", "http://h/42"),
+            ("ftp://h/{{id}}", "ftp://h/42"),
+            ("foo://h/{{id}}", "foo://h/42"),
             ("http://h/a/{{dots}}x", "http://h/a/..x"),
             ("http://h/?p={{dots}}", "http://h/?p=.."),
             // Literal templates (parsed once, when the template is).
@@ -954,6 +1014,31 @@ mod tests {
                 TemplateError::PlaceholderInHost { pos: 9 },
             ),
             ("http:{{x}}", TemplateError::PlaceholderInHost { pos: 5 }),
+            // A URL parser skips every `/` and `\` after a special scheme's
+            // colon: in each of these the value would be the host (the
+            // first found by the template fuzz target).
+            (
+                "http:////h.tes{{v}}/b",
+                TemplateError::PlaceholderInHost { pos: 14 },
+            ),
+            (
+                "http:///{{h}}/x",
+                TemplateError::PlaceholderInHost { pos: 8 },
+            ),
+            (
+                "https://\\/{{h}}/x",
+                TemplateError::PlaceholderInHost { pos: 10 },
+            ),
+            (
+                "http://\t/{{h}}",
+                TemplateError::PlaceholderInHost { pos: 9 },
+            ),
+            (
+                " http:///{{h}}",
+                TemplateError::PlaceholderInHost { pos: 9 },
+            ),
+            ("foo:/{{x}}", TemplateError::PlaceholderInHost { pos: 5 }),
+            ("file:///{{x}}", TemplateError::PlaceholderInHost { pos: 8 }),
             ("http://h/{{x", TemplateError::Unclosed { pos: 9 }),
         ];
         for (source, want) in parse_cases {
@@ -980,6 +1065,37 @@ mod tests {
                 RenderError::DotSegment {
                     name: "dots".into(),
                     segment: "..".into(),
+                },
+            ),
+            // A URL parser reads `\\` as `/` and drops tab, CR and LF, and
+            // trims spaces at the end: each of these makes `..` a dot
+            // segment there (found by the template fuzz target).
+            (
+                "http://h/a\\{{dots}}",
+                RenderError::DotSegment {
+                    name: "dots".into(),
+                    segment: "..".into(),
+                },
+            ),
+            (
+                "http://h/a/{{dot}}\t.",
+                RenderError::DotSegment {
+                    name: "dot".into(),
+                    segment: ".\t.".into(),
+                },
+            ),
+            (
+                "http://h/a/{{dot}}\n%2e/b",
+                RenderError::DotSegment {
+                    name: "dot".into(),
+                    segment: ".\n%2e".into(),
+                },
+            ),
+            (
+                "http://h/a/{{dots}} ",
+                RenderError::DotSegment {
+                    name: "dots".into(),
+                    segment: ".. ".into(),
                 },
             ),
             (

@@ -16,6 +16,8 @@
 mod bench_empty;
 #[path = "../src/bin/bench_empty_no_panic_hook.rs"]
 mod bench_empty_no_panic_hook;
+#[path = "../src/bin/bench_get_bytes.rs"]
+mod bench_get_bytes;
 #[path = "../src/bin/bench_http.rs"]
 mod bench_http;
 #[path = "../src/bin/bench_json_select.rs"]
@@ -34,6 +36,8 @@ mod bench_parse_set3_dlmalloc;
 mod bench_xml_select;
 #[path = "../src/bin/bench_xml_walk.rs"]
 mod bench_xml_walk;
+#[path = "../src/bin/bench_xml_walk_dlmalloc.rs"]
+mod bench_xml_walk_dlmalloc;
 #[path = "../src/bin/sdk_alloc.rs"]
 mod sdk_alloc;
 #[path = "../src/bin/sdk_alloc_std.rs"]
@@ -437,11 +441,29 @@ fn bench_guests() {
     assert!(outcome.removed("field_3"));
 
     let xml = "<a k='v'><b/>text<![CDATA[cd]]></a>";
-    let outcome = TestHost::new().api_response(xml).run(bench_xml_walk::run);
+    for run in [bench_xml_walk::run, bench_xml_walk_dlmalloc::run] {
+        let outcome = TestHost::new().api_response(xml).run(run);
+        outcome.assert_success();
+        let got: XmlSummary = serde_json::from_str(outcome.property("summary").unwrap()).unwrap();
+        assert_eq!(got, chatflow_bench_walk::xml_walk(xml.as_bytes()).unwrap());
+        assert_eq!((got.elements, got.attributes, got.texts), (2, 1, 2));
+    }
+
+    let outcome = TestHost::new().api_response(xml).run(bench_get_bytes::run);
     outcome.assert_success();
-    let got: XmlSummary = serde_json::from_str(outcome.property("summary").unwrap()).unwrap();
-    assert_eq!(got, chatflow_bench_walk::xml_walk(xml.as_bytes()).unwrap());
-    assert_eq!((got.elements, got.attributes, got.texts), (2, 1, 2));
+    assert_eq!(
+        outcome.property("bytes"),
+        Some(xml.len().to_string().as_str())
+    );
+    let outcome = TestHost::new().run(bench_get_bytes::run);
+    assert!(
+        outcome
+            .assert_failure()
+            .message()
+            .contains("`API Response` is not set"),
+        "{:?}",
+        outcome.failure_message()
+    );
 
     let outcome = TestHost::new()
         .api_response(xml)

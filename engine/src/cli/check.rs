@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use chatflow_engine::net::{HttpClient, NetPolicy};
-use chatflow_engine::sandbox::{LoadError, Sandbox, SandboxConfig};
+use chatflow_engine::sandbox::{CodeModule, LoadError, Sandbox, SandboxConfig};
 
 use super::Status;
 
@@ -20,8 +20,9 @@ pub struct Args {
     /// The module (a `.wasm` file, or a `.wat` text file), or a flow file
     /// (`.json`).
     module: PathBuf,
-    /// For a flow: resolve Code blocks' relative module paths against this
-    /// directory instead of the flow file's.
+    /// For a flow: resolve Code blocks' module paths inside this directory
+    /// instead of the flow file's. A flow can only name modules inside it:
+    /// relative paths, no `..`, no symbolic link leading out.
     #[arg(long, value_name = "DIR")]
     module_dir: Option<PathBuf>,
     /// Print the result as JSON.
@@ -33,18 +34,11 @@ pub fn run(args: Args) -> Result<Status> {
     if args.module.extension().is_some_and(|e| e == "json") {
         return check_flow(&args);
     }
-    let wasm = match read_module(&args.module)? {
-        Ok(wasm) => wasm,
-        Err(message) => {
-            eprintln!("{}: invalid: {message}", args.module.display());
-            return Ok(Status::Invalid);
-        }
-    };
     // Validation makes no requests: the default (deny-private) policy will do.
     let http = HttpClient::new(NetPolicy::default()).context("building the HTTP client")?;
     let sandbox = Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http)
         .context("starting the sandbox")?;
-    match sandbox.load(&wasm) {
+    match load_module(&sandbox, &args.module) {
         Ok(module) => {
             let imports: Vec<String> = module
                 .imports()
@@ -69,8 +63,7 @@ pub fn run(args: Args) -> Result<Status> {
             }
             Ok(Status::Ok)
         }
-        Err(err) => {
-            let reasons = reasons(&err);
+        Err(reasons) => {
             if args.json {
                 let out = serde_json::json!({ "valid": false, "errors": reasons });
                 println!("{out:#}");
@@ -101,20 +94,23 @@ pub fn reasons(err: &LoadError) -> Vec<String> {
     }
 }
 
-/// Reads a module file; `.wat` files are translated to wasm. The inner
-/// error is a problem with the module itself (exit 2), the outer one an I/O
-/// failure.
-pub fn read_module(path: &Path) -> Result<Result<Vec<u8>, String>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if path
+/// Loads the module file the operator named into `sandbox`; a `.wat` text
+/// file is translated to wasm first. The file may be anywhere, but its size
+/// is checked before it is read and the read is capped at the sandbox's
+/// `max_module_bytes` (`.wat` text included), so `/dev/zero` or a huge file
+/// cannot exhaust memory. On error, one line per problem.
+pub fn load_module(sandbox: &Sandbox, path: &Path) -> std::result::Result<CodeModule, Vec<String>> {
+    let is_wat = path
         .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("wat"))
-    {
-        return Ok(wat::parse_bytes(&bytes)
-            .map(|wasm| wasm.into_owned())
-            .map_err(|e| format!("not valid WAT: {e}")));
-    }
-    Ok(Ok(bytes))
+        .is_some_and(|e| e.eq_ignore_ascii_case("wat"));
+    let loaded = if is_wat {
+        let text = sandbox.read_module_file(path).map_err(|e| reasons(&e))?;
+        let wasm = wat::parse_bytes(&text).map_err(|e| vec![format!("not valid WAT: {e}")])?;
+        sandbox.load(&wasm)
+    } else {
+        sandbox.load_file(path)
+    };
+    loaded.map_err(|e| reasons(&e))
 }
 
 /// `chatflow check FLOW.json`: load the flow as `chatflow run` would (every

@@ -10,7 +10,7 @@ use chatflow_engine::sandbox::{
 };
 use tokio::runtime::Runtime;
 
-use super::check::{read_module, reasons};
+use super::check::load_module;
 use super::net_args::NetArgs;
 use super::{Status, parse_sets};
 
@@ -103,13 +103,6 @@ impl BlockArgs {
                 return Ok(Err(Status::Invalid));
             }
         };
-        let wasm = match read_module(&self.module)? {
-            Ok(wasm) => wasm,
-            Err(message) => {
-                eprintln!("{}: invalid: {message}", self.module.display());
-                return Ok(Err(Status::Invalid));
-            }
-        };
         let policy = match self.net.policy() {
             Ok(policy) => policy,
             Err(err) => {
@@ -135,11 +128,11 @@ impl BlockArgs {
                 return Ok(Err(Status::Invalid));
             }
         };
-        let module = match sandbox.load(&wasm) {
+        let module = match load_module(&sandbox, &self.module) {
             Ok(module) => module,
-            Err(err) => {
+            Err(reasons) => {
                 eprintln!("{}: invalid", self.module.display());
-                for reason in reasons(&err) {
+                for reason in reasons {
                     eprintln!("  - {reason}");
                 }
                 return Ok(Err(Status::Invalid));

@@ -22,7 +22,7 @@ Examples:
   # Start with properties (NAME=@file reads the value from a file), print JSON
   chatflow run flow.json --set 'API Response=@reply.json' --set tier=gold --json
 
-  # Code block modules built elsewhere: resolve relative module paths there
+  # Code block modules built elsewhere: resolve module paths inside that directory
   chatflow run flow.json --module-dir target/wasm32-unknown-unknown/guest
 
 Input blocks take the --answer values in order, then read lines from standard
@@ -49,8 +49,9 @@ pub struct Args {
     /// An answer for the next input block. Repeatable, used in order.
     #[arg(long = "answer", value_name = "TEXT")]
     answers: Vec<String>,
-    /// Resolve Code blocks' relative module paths against this directory
-    /// instead of the flow file's.
+    /// Resolve Code blocks' module paths inside this directory instead of
+    /// the flow file's. A flow can only name modules inside it: relative
+    /// paths, no `..`, no symbolic link leading out.
     #[arg(long, value_name = "DIR")]
     module_dir: Option<PathBuf>,
     /// Stop a turn after this many blocks (a flow that loops).

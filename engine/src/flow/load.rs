@@ -6,9 +6,10 @@
 //! checks: JSON syntax; the top-level fields; block types; each block's
 //! fields (unknown fields refused); templates; property names; branch
 //! conditions; REST API block configs (and their timeout and size overrides
-//! against the network policy's maximums); Code block modules (read, compiled
-//! and validated against ABI v1) and their limits against the sandbox's
-//! maximums; that `start` and every `next`/branch target name a block.
+//! against the network policy's maximums); Code block modules (read from
+//! inside the module directory only, size-capped, compiled and validated
+//! against ABI v1; see [`Sandbox::load_ref`](crate::sandbox::Sandbox::load_ref))
+//! and their limits against the sandbox's maximums; that `start` and every `next`/branch target name a block.
 //! Unreachable blocks are reported as warnings. A flow that loads does not
 //! fail later for any of these reasons.
 
@@ -284,6 +285,7 @@ pub struct FlowLoader<'e> {
     engine: &'e Engine,
     module_dir: Option<PathBuf>,
     modules: HashMap<String, Vec<u8>>,
+    modules_by_hash: HashMap<[u8; 32], Vec<u8>>,
 }
 
 impl<'e> FlowLoader<'e> {
@@ -292,13 +294,21 @@ impl<'e> FlowLoader<'e> {
             engine,
             module_dir: None,
             modules: HashMap::new(),
+            modules_by_hash: HashMap::new(),
         }
     }
 
-    /// Resolve Code blocks' relative module paths against `dir` instead of
-    /// the flow file's directory (e.g. a build's output directory).
+    /// Resolve Code blocks' module paths inside `dir` instead of the flow
+    /// file's directory (e.g. a build's output directory).
     ///
-    /// By default modules are resolved against the flow file's directory.
+    /// A flow file can only name modules inside this directory: a relative
+    /// path without `..`, to a regular file that is still inside the
+    /// directory once symbolic links are resolved, no larger than the
+    /// sandbox's `max_module_bytes` (see
+    /// [`Sandbox::load_ref`](crate::sandbox::Sandbox::load_ref)).
+    ///
+    /// By default modules are resolved against the flow file's directory
+    /// (for [`FlowLoader::load_str`], the `base_dir` given).
     pub fn module_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.module_dir = Some(dir.into());
         self
@@ -309,6 +319,22 @@ impl<'e> FlowLoader<'e> {
     /// demo uses this for the example modules built into the binary.
     pub fn module(mut self, reference: impl Into<String>, bytes: Vec<u8>) -> Self {
         self.modules.insert(reference.into(), bytes);
+        self
+    }
+
+    /// Supplies a module's bytes for the flow's `sha256:` references: a
+    /// Code block whose `module` is `sha256:<hex>` runs these bytes when
+    /// their SHA-256 is `<hex>`, instead of looking the hash up in the
+    /// sandbox's cache. A service that keeps uploaded modules in a database
+    /// passes the ones a flow names here (the bytes are validated and
+    /// compiled as by [`crate::sandbox::Sandbox::load`], once per sandbox).
+    ///
+    /// By default `sha256:` references are looked up in the sandbox's cache
+    /// only ([`crate::sandbox::Sandbox::load_cached`]).
+    pub fn module_bytes(mut self, bytes: Vec<u8>) -> Self {
+        use sha2::Digest as _;
+        let hash: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        self.modules_by_hash.insert(hash, bytes);
         self
     }
 
@@ -328,9 +354,9 @@ impl<'e> FlowLoader<'e> {
         self.load_str(&origin, &json, base)
     }
 
-    /// Loads a flow from JSON text. `origin` names it in errors; relative
-    /// module paths resolve against `base_dir` (unless
-    /// [`FlowLoader::module_dir`] was given).
+    /// Loads a flow from JSON text. `origin` names it in errors; module
+    /// paths resolve inside `base_dir` (unless [`FlowLoader::module_dir`]
+    /// was given).
     pub fn load_str(&self, origin: &str, json: &str, base_dir: &Path) -> Result<Flow, FlowError> {
         let mut problems = Vec::new();
         let flow = self.compile(json, base_dir, &mut problems);
@@ -552,6 +578,11 @@ impl<'e> FlowLoader<'e> {
         let sandbox = self.engine.sandbox();
         if let ModuleRef::Path(path) = module
             && let Some(bytes) = self.modules.get(&*path.to_string_lossy())
+        {
+            return sandbox.load(bytes);
+        }
+        if let ModuleRef::Sha256(hash) = module
+            && let Some(bytes) = self.modules_by_hash.get(hash)
         {
             return sandbox.load(bytes);
         }

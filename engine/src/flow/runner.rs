@@ -286,8 +286,19 @@ impl Engine {
     /// [`Conversation::answer`] to resume. A finished conversation returns
     /// at once with an empty turn.
     ///
-    /// Dropping the returned future cancels the block in progress (a Code
-    /// block stops promptly; nothing it wrote is committed).
+    /// # Dropping the future
+    ///
+    /// Dropping the returned future (a caller's timeout, a client gone)
+    /// cancels the block in progress: a Code block stops promptly and a
+    /// REST API block's request is abandoned, and nothing the block wrote
+    /// is committed. The conversation is left *at that block*
+    /// ([`Position::At`]), with the properties committed by the blocks
+    /// before it, so running it again runs that block again. External calls
+    /// are therefore **at least once**: a request the dropped block had
+    /// already sent may have reached its server, and the re-run sends it
+    /// again. Messages of the dropped turn are lost with its [`Turn`]
+    /// (blocks before the interrupted one are not re-run, so their messages
+    /// are not shown again). See `docs/flow-format.md`, "Interrupted turns".
     pub async fn run(&self, flow: &Flow, conversation: &mut Conversation) -> Turn {
         let mut turn = Turn {
             messages: Vec::new(),
@@ -344,6 +355,12 @@ impl Engine {
             }
             steps += 1;
             let block = flow.block(i);
+            // Until the block is done, the conversation is at it: if this
+            // future is dropped while the block runs (the only await points
+            // are REST API and Code blocks), running the conversation again
+            // runs the block again, with the properties as they were before
+            // it (its changes are applied only once it finished).
+            conversation.position = Position::At(block.id.clone());
             let started = Instant::now();
             let props = &mut conversation.properties;
             at = match &block.kind {

@@ -45,6 +45,10 @@ use super::{ConfigError, SandboxConfig};
 
 const ARTIFACT_MAGIC: &[u8; 8] = b"CFCWASM1";
 const KEY_FILE: &str = "key";
+/// Distinguishes the temporary key files of sandboxes opened concurrently
+/// by one process.
+#[cfg(unix)]
+static NEXT_TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 const KEY_LEN: usize = 32;
 const TAG_LEN: usize = 32;
 const HEADER_LEN: usize = ARTIFACT_MAGIC.len() + TAG_LEN + 8;
@@ -223,40 +227,54 @@ impl DiskCache {
 
         let key_path = dir.join(KEY_FILE);
         let mut key = [0u8; KEY_LEN];
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-        {
-            Ok(mut file) => {
-                fs::File::open("/dev/urandom")
-                    .and_then(|mut r| r.read_exact(&mut key))
-                    .map_err(io("reading /dev/urandom".into()))?;
-                file.write_all(&key)
-                    .and_then(|()| file.sync_all())
-                    .map_err(io(format!("writing {}", key_path.display())))?;
+        // The key appears whole or not at all: it is written to a private
+        // temporary file and then hard-linked into place, which fails if
+        // another process (or sandbox) got there first. Creating `key`
+        // directly would let a concurrent opener read it half-written.
+        let tmp_path = dir.join(format!(
+            "{KEY_FILE}.{}.{}.tmp",
+            std::process::id(),
+            NEXT_TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let created = (|| -> Result<bool, ConfigError> {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp_path)
+                .map_err(io(format!("creating {}", tmp_path.display())))?;
+            fs::File::open("/dev/urandom")
+                .and_then(|mut r| r.read_exact(&mut key))
+                .map_err(io("reading /dev/urandom".into()))?;
+            file.write_all(&key)
+                .and_then(|()| file.sync_all())
+                .map_err(io(format!("writing {}", tmp_path.display())))?;
+            match fs::hard_link(&tmp_path, &key_path) {
+                Ok(()) => Ok(true),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(err) => Err(io(format!("creating {}", key_path.display()))(err)),
             }
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                let mut file = fs::File::open(&key_path)
-                    .map_err(io(format!("opening {}", key_path.display())))?;
-                let meta = file
-                    .metadata()
-                    .map_err(io(format!("reading {}", key_path.display())))?;
-                if !meta.is_file()
-                    || meta.uid() != euid
-                    || meta.mode() & 0o077 != 0
-                    || meta.len() != KEY_LEN as u64
-                {
-                    return Err(ConfigError::Invalid(format!(
-                        "module cache key {} must be a {KEY_LEN}-byte file owned by this user with mode 0600",
-                        key_path.display()
-                    )));
-                }
-                file.read_exact(&mut key)
-                    .map_err(io(format!("reading {}", key_path.display())))?;
+        })();
+        // Best effort: a leftover temporary file holds a key nobody uses.
+        let _ = fs::remove_file(&tmp_path);
+        if !created? {
+            let mut file = fs::File::open(&key_path)
+                .map_err(io(format!("opening {}", key_path.display())))?;
+            let meta = file
+                .metadata()
+                .map_err(io(format!("reading {}", key_path.display())))?;
+            if !meta.is_file()
+                || meta.uid() != euid
+                || meta.mode() & 0o077 != 0
+                || meta.len() != KEY_LEN as u64
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "module cache key {} must be a {KEY_LEN}-byte file owned by this user with mode 0600",
+                    key_path.display()
+                )));
             }
-            Err(err) => return Err(io(format!("creating {}", key_path.display()))(err)),
+            file.read_exact(&mut key)
+                .map_err(io(format!("reading {}", key_path.display())))?;
         }
 
         let mut hasher = Sha256Hasher(Sha256::new());

@@ -52,12 +52,11 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Wall-clock time of the whole run: instantiation, wasm execution and
     /// time spent waiting on host HTTP. Exceeding it ends the run with
-    /// [`RunError::Timeout`](super::RunError::Timeout). Checked on running
-    /// wasm at every fuel yield
-    /// ([`SandboxConfig::fuel_yield_interval`](super::SandboxConfig::fuel_yield_interval),
-    /// a few milliseconds of wasm) with fuel metering on, at every epoch
-    /// tick ([`SandboxConfig::epoch_tick`](super::SandboxConfig::epoch_tick))
-    /// otherwise; HTTP waits race the deadline itself.
+    /// [`RunError::Timeout`](super::RunError::Timeout). Checked once a tick
+    /// ([`SandboxConfig::epoch_tick`](super::SandboxConfig::epoch_tick))
+    /// whenever the guest comes back from the host: from an import, or from
+    /// a fuel yield or epoch tick in a loop without imports; HTTP waits race
+    /// the deadline itself.
     ///
     /// By default 5 s; at most 60 s.
     #[serde(with = "duration_ms")]

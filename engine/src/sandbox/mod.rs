@@ -3,7 +3,7 @@
 //! (`docs/abi.md`); `docs/security.md` is the threat model.
 //!
 //! One [`Sandbox`] per process (or per tenant class) holds the wasmtime
-//! engine, the instance pool, the epoch ticker and the module cache. Load a
+//! engine, the instance pool, the ticker thread and the module cache. Load a
 //! module once ([`Sandbox::load`], cached by SHA-256), then run it as often
 //! as needed ([`Sandbox::run`]); each run gets a fresh instance from the
 //! pool, the conversation's property snapshot, and its own [`Limits`].
@@ -43,16 +43,18 @@
 //! by hash), `host` (the imports, one file per family).
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 use wasmtime::{
-    Config, Engine, EngineWeak, Extern, InstanceAllocationStrategy, Linker, Module,
-    PoolingAllocationConfig, Store, Strategy, Trap, UpdateDeadline, WasmBacktrace,
-    WasmBacktraceDetails, WasmFeatures,
+    CallHook, CallHookHandler, Config, Engine, EngineWeak, Extern, InstanceAllocationStrategy,
+    Linker, Module, PoolingAllocationConfig, Store, StoreContextMut, Strategy, Trap,
+    UpdateDeadline, WasmBacktrace, WasmBacktraceDetails, WasmFeatures,
 };
 
 use crate::net::HttpClient;
@@ -100,25 +102,37 @@ pub struct SandboxConfig {
     ///
     /// By default `true`.
     pub fuel_metering: bool,
-    /// With fuel metering on, a running guest yields to the async executor
-    /// every this many units of fuel, so one busy guest cannot hold a
-    /// thread for long, and at every yield the run's wall-clock deadline
-    /// and cancellation are checked: this is then how
-    /// [`Limits::wall_time`] is enforced on running wasm, and the wasm code
+    /// With fuel metering on, a guest running wasm yields to the async
+    /// executor every this many units of fuel, so one busy guest cannot
+    /// hold a thread for long, and comes back through the run's deadline
+    /// and cancellation checks (see [`epoch_tick`](Self::epoch_tick)): this
+    /// is then how a loop without imports is stopped, and the wasm code
     /// carries no epoch checks (fuel and epoch checks together cost about
-    /// twice as much as either; see `docs/benchmarks.md`). `None` disables
-    /// fuel-based yields; wall time is then enforced with epoch
-    /// interruption (see [`epoch_tick`](SandboxConfig::epoch_tick)), as
-    /// with fuel metering off.
+    /// twice as much as either; see `docs/benchmarks.md`). Host calls do
+    /// not count towards it: each import's fuel charge restarts the
+    /// countdown, and a guest calling imports is paced by the ticker
+    /// instead. `None` disables fuel-based yields; running wasm is then
+    /// interrupted with epochs, as with fuel metering off.
     ///
     /// By default `Some(10_000_000)` (a few milliseconds of wasm).
     pub fuel_yield_interval: Option<u64>,
-    /// How often the sandbox's ticker thread advances the engine's epoch,
-    /// when epoch interruption is used (fuel metering off, or no
-    /// [`fuel_yield_interval`](SandboxConfig::fuel_yield_interval)). At
-    /// every tick a running guest yields to the executor and its wall-clock
-    /// deadline and cancellation are checked, so this is then the precision
-    /// of [`Limits::wall_time`] and of cancellation.
+    /// The period of the sandbox's ticker thread, which paces every run:
+    ///
+    /// - Whenever a guest comes back from the host (from any import, from
+    ///   a fuel or epoch yield, from `memory.grow`), its cancel token is
+    ///   checked, and if a tick has passed since the last such check (or
+    ///   every 256 returns, should the ticker thread be starved), its
+    ///   wall-clock deadline too, and the guest yields to the executor.
+    ///   A guest calling imports in a loop (which fuel yields do not
+    ///   interrupt) therefore cannot outlive its deadline, nor keep its
+    ///   thread, by more than about a tick.
+    /// - When epoch interruption is used (fuel metering off, or no
+    ///   [`fuel_yield_interval`](SandboxConfig::fuel_yield_interval)), the
+    ///   ticker also advances the engine's epoch: at every tick running
+    ///   wasm yields to the executor and the same checks are made.
+    ///
+    /// So this is the precision of [`Limits::wall_time`] (plus one fuel
+    /// yield interval for a loop without imports, with fuel yields on).
     ///
     /// By default 10 ms.
     pub epoch_tick: Duration,
@@ -236,9 +250,10 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// Whether running wasm is interrupted with epochs (a ticker thread and
-    /// a check compiled into every loop and function entry) rather than at
-    /// fuel yields: when fuel metering or fuel yields are off.
+    /// Whether running wasm is interrupted with epochs (the ticker advances
+    /// the engine's epoch, checked by code compiled into every loop and
+    /// function entry) rather than at fuel yields: when fuel metering or
+    /// fuel yields are off.
     fn uses_epochs(&self) -> bool {
         !(self.fuel_metering && self.fuel_yield_interval.is_some())
     }
@@ -470,9 +485,11 @@ pub enum ConfigError {
 /// A handle to cancel a run started with [`Sandbox::run_with_cancel`].
 ///
 /// Cloning gives another handle to the same token. Cancelling stops the run
-/// within one epoch tick even in a tight loop, at once while it waits on
-/// HTTP or for a free instance slot; the run ends with
-/// [`RunError::Cancelled`]. Dropping the run's future also stops it.
+/// the next time its guest comes back from the host: at once in a loop
+/// calling imports, at the next fuel yield or epoch tick in a loop without
+/// any, at once while it waits on HTTP or for a free instance slot; the run
+/// ends with [`RunError::Cancelled`]. Dropping the run's future also stops
+/// it.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken {
     inner: Arc<CancelInner>,
@@ -531,8 +548,8 @@ pub(crate) async fn or_cancelled<F: Future>(
 
 static NEXT_SANDBOX_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The Code block runtime: one wasmtime engine with its instance pool, epoch
-/// ticker and module cache.
+/// The Code block runtime: one wasmtime engine with its instance pool,
+/// ticker thread and module cache.
 ///
 /// `Send + Sync`; share it with an `Arc`. Dropping it stops its ticker
 /// thread.
@@ -544,8 +561,9 @@ pub struct Sandbox {
     cache: cache::ModuleCache,
     slots: Semaphore,
     id: u64,
-    /// The epoch ticker, when runs are interrupted with epochs.
-    _ticker: Option<Ticker>,
+    /// The ticker thread: the pace of every run's deadline checks and
+    /// yields, and of the epoch when runs are interrupted with epochs.
+    ticker: Ticker,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -594,17 +612,11 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(|e| ConfigError::Engine(format!("{e:#}")))?;
         let cache = cache::ModuleCache::new(&engine, &config)?;
-        let ticker = if config.uses_epochs() {
-            let ticker = Ticker::spawn(engine.weak(), config.epoch_tick).map_err(|source| {
-                ConfigError::Io {
-                    what: "starting the epoch ticker thread".into(),
-                    source,
-                }
+        let ticker = Ticker::spawn(engine.weak(), config.epoch_tick, config.uses_epochs())
+            .map_err(|source| ConfigError::Io {
+                what: "starting the ticker thread".into(),
+                source,
             })?;
-            Some(ticker)
-        } else {
-            None
-        };
         Ok(Sandbox {
             slots: Semaphore::new(config.max_concurrent_runs as usize),
             engine,
@@ -613,7 +625,7 @@ impl Sandbox {
             config,
             cache,
             id: NEXT_SANDBOX_ID.fetch_add(1, Ordering::Relaxed),
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -816,7 +828,17 @@ impl Sandbox {
                 });
             }
         }
-        let result = if self.config.uses_epochs() {
+        // Every return from the host (an import, a fuel or epoch yield,
+        // memory growth) checks the cancel token, and once a tick the
+        // deadline, yielding to the executor then.
+        store.call_hook_async(Watchdog::new(
+            start,
+            limits.wall_time,
+            cancel.cloned(),
+            self.ticker.ticks.clone(),
+            self.config.epoch_tick,
+        ));
+        if self.config.uses_epochs() {
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(|ctx| {
                 let state = ctx.data();
@@ -831,19 +853,8 @@ impl Sandbox {
                 }
                 Ok(UpdateDeadline::Yield(1))
             });
-            call(&mut store, &module.inner).await
-        } else {
-            // Fuel yields: the guest returns to the executor every
-            // `fuel_yield_interval` units, and the deadline and the cancel
-            // token are checked then (and HTTP waits race both themselves).
-            Checkpoints {
-                call: std::pin::pin!(call(&mut store, &module.inner)),
-                deadline: start + limits.wall_time,
-                wall_time: limits.wall_time,
-                cancel,
-            }
-            .await
-        };
+        }
+        let result = call(&mut store, &module.inner).await;
         let fuel_used = if self.config.fuel_metering {
             limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0))
         } else {
@@ -902,35 +913,159 @@ async fn call(store: &mut Store<RunState>, module: &ModuleInner) -> wasmtime::Re
     run.call_async(&mut *store, ()).await
 }
 
-/// Polls a run, ending it with [`RunError::Timeout`] or
-/// [`RunError::Cancelled`] when polled past its deadline or after its
-/// cancellation: with fuel yields, a running guest comes back to the
-/// executor (and so through here) every `fuel_yield_interval` units of
-/// fuel. Dropping the inner future stops the guest (wasmtime unwinds its
-/// fiber).
-struct Checkpoints<'c, F> {
-    call: std::pin::Pin<&'c mut F>,
+/// Checks a run's cancel token every time its guest comes back from the
+/// host, and once a tick (the sandbox's [`Ticker`]) its deadline, making
+/// the guest yield to the executor at the same time. It also reads the
+/// clock every [`CLOCK_EVERY`] returns, and then makes the guest yield if
+/// it has not for a tick, so a starved ticker thread delays neither.
+///
+/// wasmtime calls it around every host call: each import, and each libcall
+/// (a fuel yield, an epoch yield, `memory.grow`). So a guest cannot stay
+/// past its deadline, ignore its cancel token or keep its thread by calling
+/// imports, which neither fuel yields (every import's fuel charge restarts
+/// wasmtime's countdown to the next yield: `Store::set_fuel` refills the
+/// yield slice) nor epoch checks (compiled into loop heads and function
+/// entries only) would stop; a pure wasm loop comes back through here at
+/// each fuel or epoch yield. Between ticks the check is two atomic loads:
+/// reading the clock at every import would cost more than the cheapest
+/// imports themselves (`docs/benchmarks.md`, "Wall time and cancellation").
+struct Watchdog {
+    started: Instant,
     deadline: Instant,
     wall_time: Duration,
-    cancel: Option<&'c CancelToken>,
+    cancel: Option<CancelToken>,
+    /// The sandbox's tick count.
+    ticks: Arc<AtomicU64>,
+    /// The ticker's period, in nanoseconds.
+    tick_nanos: u64,
+    // The rest is the run's own bookkeeping. Only the run's fiber touches
+    // it (atomics because the hook is called through `&self`).
+    /// The tick count at the last check.
+    seen: AtomicU64,
+    /// Host returns so far.
+    returns: AtomicU64,
+    /// When the guest is next made to yield if no tick comes first, in
+    /// nanoseconds after `started`.
+    next_yield: AtomicU64,
 }
 
-impl<F: Future<Output = wasmtime::Result<i32>>> Future for Checkpoints<'_, F> {
-    type Output = wasmtime::Result<i32>;
+/// Every this many host returns the clock is read even if the ticker has
+/// not ticked, so the deadline holds even if the ticker thread is starved
+/// of CPU (a clock read every 256 returns adds well under a nanosecond to
+/// each).
+const CLOCK_EVERY: u64 = 256;
 
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        use std::task::Poll;
-        if self.cancel.is_some_and(CancelToken::is_cancelled) {
-            return Poll::Ready(Err(RunError::Cancelled.into()));
+/// What [`Watchdog`] decided at one return from the host.
+enum Verdict {
+    Proceed,
+    Yield,
+    Stop(RunError),
+}
+
+impl Watchdog {
+    fn new(
+        started: Instant,
+        wall_time: Duration,
+        cancel: Option<CancelToken>,
+        ticks: Arc<AtomicU64>,
+        tick: Duration,
+    ) -> Watchdog {
+        let seen = AtomicU64::new(ticks.load(Ordering::Relaxed));
+        let tick_nanos = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX);
+        Watchdog {
+            started,
+            deadline: started + wall_time,
+            wall_time,
+            cancel,
+            ticks,
+            tick_nanos,
+            seen,
+            returns: AtomicU64::new(0),
+            next_yield: AtomicU64::new(tick_nanos),
         }
-        if Instant::now() >= self.deadline {
-            let limit = self.wall_time;
-            return Poll::Ready(Err(RunError::Timeout { limit }.into()));
+    }
+
+    fn verdict(&self) -> Verdict {
+        if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            return Verdict::Stop(RunError::Cancelled);
         }
-        self.call.as_mut().poll(cx)
+        let ticks = self.ticks.load(Ordering::Relaxed);
+        let ticked = ticks != self.seen.load(Ordering::Relaxed);
+        let returns = self.returns.load(Ordering::Relaxed).wrapping_add(1);
+        self.returns.store(returns, Ordering::Relaxed);
+        if !ticked && !returns.is_multiple_of(CLOCK_EVERY) {
+            return Verdict::Proceed;
+        }
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Verdict::Stop(RunError::Timeout {
+                limit: self.wall_time,
+            });
+        }
+        let elapsed =
+            u64::try_from(now.duration_since(self.started).as_nanos()).unwrap_or(u64::MAX);
+        if ticked || elapsed >= self.next_yield.load(Ordering::Relaxed) {
+            self.seen.store(ticks, Ordering::Relaxed);
+            self.next_yield
+                .store(elapsed.saturating_add(self.tick_nanos), Ordering::Relaxed);
+            return Verdict::Yield;
+        }
+        Verdict::Proceed
+    }
+}
+
+// The signature is what `#[async_trait]` makes of the trait's `async fn`,
+// written out so that the common case costs no allocation: the boxed
+// future is zero-sized unless the run yields or stops.
+impl CallHookHandler<RunState> for Watchdog {
+    fn handle_call_event<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _store: StoreContextMut<'life1, RunState>,
+        hook: CallHook,
+    ) -> Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        if !hook.exiting_host() {
+            return Box::pin(Proceed);
+        }
+        match self.verdict() {
+            Verdict::Proceed => Box::pin(Proceed),
+            Verdict::Yield => Box::pin(YieldOnce { yielded: false }),
+            Verdict::Stop(err) => Box::pin(std::future::ready(Err(err.into()))),
+        }
+    }
+}
+
+/// A future that is ready at once (zero-sized: boxing it allocates nothing).
+struct Proceed;
+
+impl Future for Proceed {
+    type Output = wasmtime::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Returns to the executor once (asking to be polled again at once), as
+/// wasmtime's own fuel and epoch yields do.
+struct YieldOnce {
+    yielded: bool,
+}
+
+impl Future for YieldOnce {
+    type Output = wasmtime::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.yielded {
+            return Poll::Ready(Ok(()));
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -991,33 +1126,41 @@ impl Outcome {
     }
 }
 
-/// The sandbox's epoch ticker thread. It holds only a weak reference to the
+/// The sandbox's ticker thread: every `epoch_tick` it advances the tick
+/// count each run's [`Watchdog`] watches and, when runs are interrupted with
+/// epochs, the engine's epoch. It holds only a weak reference to the
 /// engine, and is told to stop when the sandbox is dropped.
 struct Ticker {
     stop: Arc<AtomicBool>,
+    ticks: Arc<AtomicU64>,
     thread: std::thread::Thread,
 }
 
 impl Ticker {
-    fn spawn(engine: EngineWeak, tick: Duration) -> std::io::Result<Ticker> {
+    fn spawn(engine: EngineWeak, tick: Duration, epochs: bool) -> std::io::Result<Ticker> {
         let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = stop.clone();
+        let ticks = Arc::new(AtomicU64::new(0));
+        let (stop_flag, counter) = (stop.clone(), ticks.clone());
         let handle = std::thread::Builder::new()
-            .name("chatflow-epoch".into())
+            .name("chatflow-ticker".into())
             .spawn(move || {
                 loop {
                     std::thread::park_timeout(tick);
                     if stop_flag.load(Ordering::Acquire) {
                         break;
                     }
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if epochs {
+                        match engine.upgrade() {
+                            Some(engine) => engine.increment_epoch(),
+                            None => break,
+                        }
                     }
                 }
             })?;
         Ok(Ticker {
             stop,
+            ticks,
             thread: handle.thread().clone(),
         })
     }

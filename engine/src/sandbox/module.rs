@@ -150,13 +150,75 @@ pub enum LoadError {
         /// The hex digest asked for.
         sha256: String,
     },
-    /// A module file could not be read.
-    #[error("reading module {}: {message}", path.display())]
+    /// A module file could not be read (it does not exist, no permission,
+    /// …), or the module directory it is resolved against cannot be.
+    #[error("reading module {path:?}: {message}")]
     Io {
-        /// The file.
+        /// The path as written (in the flow file, or on the command line).
         path: PathBuf,
         /// The I/O error.
         message: String,
+    },
+    /// A flow's module path is absolute. A flow names its module by a path
+    /// relative to the module directory (the flow file's directory, or the
+    /// one the operator gave), so a flow file cannot make the engine read
+    /// other files.
+    #[error(
+        "module path {path:?} is absolute; a flow's module must be a relative path inside the module directory"
+    )]
+    AbsolutePath {
+        /// The path as written.
+        path: PathBuf,
+    },
+    /// A flow's module path has a `..` component (even one that would stay
+    /// inside the module directory).
+    #[error(
+        "module path {path:?} contains \"..\"; a flow's module must stay inside the module directory"
+    )]
+    ParentDir {
+        /// The path as written.
+        path: PathBuf,
+    },
+    /// A flow's module path resolves, through a symbolic link, to a file
+    /// outside the module directory.
+    #[error("module path {path:?} resolves outside the module directory (through a symbolic link)")]
+    OutsideModuleDir {
+        /// The path as written.
+        path: PathBuf,
+    },
+    /// A flow's module path names something that is not a regular file (a
+    /// directory, a FIFO, a device …); it is not opened.
+    #[error("module path {path:?} is not a regular file (it is a {kind})")]
+    NotAFile {
+        /// The path as written.
+        path: PathBuf,
+        /// What it is: `directory`, `FIFO`, `character device`, `block
+        /// device`, `socket` or `special file`.
+        kind: &'static str,
+    },
+    /// A module file is larger than the operator's cap
+    /// ([`SandboxConfig::max_module_bytes`](super::SandboxConfig::max_module_bytes)),
+    /// found from its metadata before reading, or while reading (the read
+    /// stops one byte past the cap).
+    #[error("module file {path:?} is {}", too_large(*.size, *.max))]
+    FileTooLarge {
+        /// The path as written.
+        path: PathBuf,
+        /// The size its metadata gave, or `None` when the read went past
+        /// the cap (a file that grew, or a device).
+        size: Option<u64>,
+        /// The cap.
+        max: usize,
+    },
+    /// A module file does not start with the WebAssembly magic number. The
+    /// message says what the file looks like (`the file is empty`,
+    /// `starts like a text file`, …), never what it holds.
+    #[error("module file {path:?} is not a WebAssembly module ({looks_like})")]
+    NotWasm {
+        /// The path as written.
+        path: PathBuf,
+        /// What the start of the file looks like.
+        looks_like: &'static str,
     },
     /// The engine failed to compile or prepare a valid module (not the
     /// module's fault; for example the instance pool is too small for it).
@@ -165,6 +227,13 @@ pub enum LoadError {
         /// wasmtime's message.
         message: String,
     },
+}
+
+fn too_large(size: Option<u64>, max: usize) -> String {
+    match size {
+        Some(size) => format!("{size} bytes; the limit is {max} bytes"),
+        None => format!("larger than the limit of {max} bytes"),
+    }
 }
 
 fn list(problems: &[AbiProblem]) -> String {

@@ -274,3 +274,65 @@ async fn limit_overrides_are_checked_at_load_and_applied_at_run() {
         turn.error
     );
 }
+
+/// A `sha256:` reference runs the bytes supplied with
+/// `FlowLoader::module_bytes` when they hash to it, and is looked up in the
+/// sandbox's cache otherwise (here a cache that has never seen the module).
+#[tokio::test]
+async fn sha256_references_resolve_to_supplied_bytes() {
+    use chatflow_engine::sandbox::LoadError;
+    use sha2::Digest as _;
+
+    let engine = Engine::new(chatflow_engine::EngineConfig::default()).unwrap();
+    let wasm = wat::parse_str(
+        r#"(module
+             (import "chatflow" "property_set" (func $set (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 0) "greetingby hash")
+             (func (export "chatflow_abi_v1"))
+             (func (export "chatflow_run") (result i32)
+               (drop (call $set (i32.const 0) (i32.const 8) (i32.const 8) (i32.const 7)))
+               (i32.const 0)))"#,
+    )
+    .unwrap();
+    let hex: String = sha2::Sha256::digest(&wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let json = format!(
+        r#"{{"name": "by hash", "start": "code", "blocks": {{
+            "code": {{"type": "code", "module": "sha256:{hex}", "next": "show"}},
+            "show": {{"type": "message", "text": "{{{{greeting}}}}"}}
+        }}}}"#
+    );
+    let not_cached = |loader: chatflow_engine::flow::FlowLoader<'_>| {
+        let err = loader
+            .load_str("hash.json", &json, Path::new("."))
+            .unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        let problem = &err.problems[0];
+        assert_eq!(problem.block.as_deref(), Some("code"));
+        assert_eq!(problem.field.as_deref(), Some("module"));
+        assert!(
+            matches!(&problem.kind, ProblemKind::Module(LoadError::NotCached { sha256 }) if *sha256 == hex),
+            "{problem}"
+        );
+    };
+    // Neither supplied nor cached; other bytes do not stand in for it.
+    not_cached(engine.flow_loader());
+    not_cached(
+        engine
+            .flow_loader()
+            .module_bytes(b"\0asm\x01\0\0\0".to_vec()),
+    );
+
+    let flow = engine
+        .flow_loader()
+        .module_bytes(wasm)
+        .load_str("hash.json", &json, Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut conv = engine.start(&flow, Properties::new());
+    let turn = engine.run(&flow, &mut conv).await;
+    assert_eq!(turn.status, TurnStatus::Completed, "{:?}", turn.error);
+    assert_eq!(texts(&turn), ["by hash"]);
+}

@@ -5,16 +5,9 @@
 
 #![cfg_attr(target_arch = "wasm32", no_main)]
 
-use chatflow_sdk::{API_RESPONSE, Context, Result};
-
-pub fn run(ctx: &mut Context) -> Result<()> {
-    let bytes = ctx
-        .get_bytes(API_RESPONSE)
-        .ok_or("property `API Response` is not set")?;
-    let summary = chatflow_bench_walk::xml_walk(&bytes)?;
-    ctx.set("summary", serde_json::to_string(&summary)?)?;
-    Ok(())
-}
+#[path = "../blocks/xml_walk.rs"]
+mod block;
+pub use block::run;
 
 chatflow_sdk::code_block!(run);
 

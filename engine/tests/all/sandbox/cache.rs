@@ -138,6 +138,49 @@ async fn tampered_artifacts_are_never_loaded() {
     assert_eq!(sb.cache_stats().disk_rejects, 1);
 }
 
+/// Sandboxes (or processes) that open a fresh cache directory at the same
+/// moment all get the same key: none sees it half-written (the server's
+/// tests once failed that way, starting several servers at once).
+#[cfg(unix)]
+#[test]
+fn concurrent_first_opens_share_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("modules");
+    let wasm = wat::parse_str(wat(HEALTHY)).unwrap();
+    let start = std::sync::Barrier::new(6);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    chatflow_engine::sandbox::Sandbox::new(
+                        SandboxConfig::default()
+                            .with_cache_dir(&cache)
+                            .with_max_concurrent_runs(1),
+                        crate::support::loopback_client(),
+                    )
+                })
+            })
+            .collect();
+        for h in handles {
+            let sb = h.join().unwrap().expect("every opener gets the key");
+            drop(sb);
+        }
+    });
+    let names: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["key"], "no temporary key files are left behind");
+    // One key for all: what one sandbox writes, the next one trusts.
+    sandbox_with(SandboxConfig::default().with_cache_dir(&cache))
+        .load(&wasm)
+        .unwrap();
+    let sb = sandbox_with(SandboxConfig::default().with_cache_dir(&cache));
+    sb.load(&wasm).unwrap();
+    assert_eq!(sb.cache_stats().disk_hits, 1, "{:?}", sb.cache_stats());
+}
+
 #[cfg(unix)]
 #[test]
 fn a_readable_key_is_refused() {

@@ -58,7 +58,15 @@ fn check_bad_files() {
     std::fs::write(&junk, b"not wasm").unwrap();
     let out = chatflow(&["check", junk.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not a valid WebAssembly module"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is not a WebAssembly module (starts like a text file)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("0x6e"),
+        "the file's bytes are not shown: {stderr}"
+    );
 
     let bad_wat = dir.path().join("bad.wat");
     std::fs::write(&bad_wat, b"(module (func").unwrap();

@@ -19,6 +19,7 @@ mod http;
 mod load;
 mod selector_attacks;
 mod selectors;
+mod wall_time;
 
 /// A sandbox with a small pool (tests run in parallel, each pool slot
 /// reserves address space) whose HTTP client may reach 127.0.0.1 (the test

@@ -4,6 +4,8 @@
 
 pub mod demo;
 pub mod golden;
+pub mod hanging;
+pub mod invariants;
 pub mod modules;
 pub mod server;
 

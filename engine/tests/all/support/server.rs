@@ -219,7 +219,13 @@ fn tls_config() -> (String, tokio_rustls::rustls::ServerConfig) {
         .unwrap();
 
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let config = tokio_rustls::rustls::ServerConfig::builder()
+    // Name the provider: when the whole workspace is built together, rustls
+    // has both aws-lc-rs (reqwest) and ring (sqlx) enabled and cannot pick a
+    // process default by itself.
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![leaf_cert.der().clone()], key)
         .unwrap();
