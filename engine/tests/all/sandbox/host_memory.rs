@@ -13,7 +13,7 @@
 //! [`Limits::host_memory`] the guest attacks, plus [`SLACK`] (what any run
 //! costs the process: the instance, the fiber stack, allocator and runtime
 //! noise). The part is itself within the whole bound
-//! ([`HostMemory::total`]).
+//! ([`HostMemory::total`](chatflow_engine::sandbox::HostMemory::total)).
 
 use std::io::Write as _;
 use std::process::Command;
@@ -25,9 +25,7 @@ use axum::extract::Path;
 use axum::routing::{get, post};
 use chatflow_engine::Properties;
 use chatflow_engine::net::{HttpClient, NetPolicy};
-use chatflow_engine::sandbox::{
-    HostMemory, LimitKind, Limits, Outcome, RunError, Sandbox, SandboxConfig,
-};
+use chatflow_engine::sandbox::{LimitKind, Limits, Outcome, RunError, Sandbox, SandboxConfig};
 use futures::StreamExt as _;
 
 const GUEST_ENV: &str = "CHATFLOW_HOST_MEMORY_GUEST";
@@ -50,6 +48,8 @@ const IMPORTS: &str = r#"
   (import "chatflow" "fail" (func $fail (param i32 i32)))
   (import "chatflow" "last_error" (func $last_error (param i32 i32) (result i32)))
   (import "chatflow" "http_request" (func $http_request (param i32 i32) (result i32)))
+  (import "chatflow" "json_select" (func $json_select (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "chatflow" "xml_select" (func $xml_select (param i32 i32 i32 i32 i32 i32) (result i32)))
 "#;
 
 /// One hostile guest.
@@ -57,8 +57,9 @@ struct Hostile {
     name: &'static str,
     /// Pages of linear memory (all of it may be touched).
     pages: u64,
-    /// The part of the bound it attacks.
-    part: fn(&HostMemory) -> u64,
+    /// The part of the bound it attacks, given the run's limits and the
+    /// size of the conversation's properties.
+    part: fn(&Limits, u64) -> u64,
     /// Its module's body (`chatflow_run` and data), given the server's
     /// `http://127.0.0.1:PORT`.
     body: fn(&str) -> String,
@@ -117,7 +118,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "log_empty_lines",
         pages: 1,
-        part: |b| b.logs,
+        part: |l, p| l.host_memory(p).logs,
         body: |_| {
             repeat(
                 4_000_000,
@@ -136,7 +137,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "log_one_byte_lines",
         pages: 1,
-        part: |b| b.logs,
+        part: |l, p| l.host_memory(p).logs,
         body: |_| {
             repeat(
                 4_000_000,
@@ -154,7 +155,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "log_bad_utf8_lines",
         pages: 2,
-        part: |b| b.logs,
+        part: |l, p| l.host_memory(p).logs,
         body: |_| {
             repeat(
                 100_000,
@@ -174,7 +175,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "property_remove_new_names",
         pages: 1,
-        part: |b| b.writes,
+        part: |l, p| l.host_memory(p).writes,
         body: |_| {
             repeat(
                 u32::MAX,
@@ -188,7 +189,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "property_set_new_names",
         pages: 1,
-        part: |b| b.writes,
+        part: |l, p| l.host_memory(p).writes,
         body: |_| {
             repeat(
                 u32::MAX,
@@ -204,7 +205,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "property_set_largest_values",
         pages: 1025,
-        part: |b| b.writes,
+        part: |l, p| l.host_memory(p).writes,
         body: |_| {
             // 64 MiB values (the maximum) under a new name each time.
             repeat(
@@ -221,7 +222,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "messages_largest",
         pages: 3,
-        part: |b| b.writes,
+        part: |l, p| l.host_memory(p).writes,
         body: |_| {
             // 1 000 messages (the maximum) of 128 KiB, then one more.
             repeat(
@@ -236,7 +237,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "http_bodies_never_read",
         pages: 1,
-        part: |b| b.http,
+        part: |l, p| l.host_memory(p).http,
         body: |base| {
             let req = format!(r#"{{"method":"GET","url":"{base}/stream/67108864"}}"#);
             format!(
@@ -263,7 +264,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "http_request_of_256_mib",
         pages: 4097,
-        part: |b| b.writes,
+        part: |l, p| l.host_memory(p).writes,
         body: |base| {
             let head = format!(r#"{{"method":"POST","url":"{base}/drain","body":""#);
             let len = 256 * MIB as usize;
@@ -296,7 +297,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "error_message_of_a_256_mib_name",
         pages: 4097,
-        part: |b| b.messages,
+        part: |l, p| l.host_memory(p).messages,
         body: |_| {
             // A name of 256 MiB of U+0001, which `{:?}` writes as `\u{1}`.
             repeat(
@@ -312,7 +313,7 @@ const GUESTS: &[Hostile] = &[
     Hostile {
         name: "fail_with_64_mib_of_bad_utf8",
         pages: 1025,
-        part: |b| b.messages,
+        part: |l, p| l.host_memory(p).messages,
         body: |_| {
             repeat_then(
                 1_000,
@@ -333,6 +334,98 @@ const GUESTS: &[Hostile] = &[
                 Some("\u{FFFD}".repeat(21_845).as_str())
             );
         },
+    },
+    Hostile {
+        name: "json_index_of_4_mib_of_zeros",
+        pages: 1,
+        // The guest writes nothing: the index is of the conversation's
+        // property alone.
+        part: |l, p| l.with_written_bytes(0).host_memory(p).selectors,
+        body: |_| {
+            format!(
+                r#"(data (i32.const 0) "doc") (data (i32.const 16) "/2097151")
+                   {}"#,
+                repeat(
+                    100,
+                    "",
+                    "(drop (call $json_select (i32.const 0) (i32.const 3) (i32.const 16) (i32.const 8) (i32.const 0) (i32.const 0)))",
+                )
+            )
+        },
+        props: || {
+            [("doc", format!("[{}0]", "0,".repeat(2 * 1024 * 1024 - 1)))]
+                .into_iter()
+                .collect()
+        },
+        check: |o| assert!(o.is_ok(), "{:?}", o.error()),
+    },
+    Hostile {
+        name: "xml_index_of_200k_siblings",
+        pages: 1,
+        part: |l, p| l.with_written_bytes(0).host_memory(p).selectors,
+        body: |_| {
+            format!(
+                r#"(data (i32.const 0) "doc") (data (i32.const 16) "/r/i[199999]")
+                   {}"#,
+                repeat(
+                    100,
+                    "",
+                    "(drop (call $xml_select (i32.const 0) (i32.const 3) (i32.const 16) (i32.const 12) (i32.const 0) (i32.const 0)))",
+                )
+            )
+        },
+        props: || {
+            [("doc", format!("<r>{}</r>", "<i>x</i>".repeat(200_000)))]
+                .into_iter()
+                .collect()
+        },
+        check: |o| assert!(o.is_ok(), "{:?}", o.error()),
+    },
+    Hostile {
+        name: "json_index_of_a_written_16_mib_document",
+        pages: 257,
+        // What it writes, and the index of it.
+        part: |l, p| l.host_memory(p).writes + l.host_memory(p).selectors,
+        body: |_| {
+            // "[0,0,…,0]" of 16 MiB (less a byte) at 65536, doubled into
+            // place, written to property `doc`, then indexed.
+            let len = 16 * MIB as usize - 1;
+            let mut setup = String::from(
+                "(i32.store8 (i32.const 65536) (i32.const 91))
+                 (i32.store8 (i32.const 65537) (i32.const 48))
+                 (i32.store8 (i32.const 65538) (i32.const 44))",
+            );
+            let mut have = 2;
+            while have < len - 3 {
+                let n = have.min(len - 3 - have);
+                setup.push_str(&format!(
+                    "(memory.copy (i32.const {}) (i32.const 65537) (i32.const {n}))",
+                    65537 + have
+                ));
+                have += n;
+            }
+            setup.push_str(&format!(
+                "(i32.store8 (i32.const {}) (i32.const 48)) (i32.store8 (i32.const {}) (i32.const 93))",
+                65536 + len - 2,
+                65536 + len - 1
+            ));
+            setup.push_str(&format!(
+                "(if (i32.ne (call $property_set (i32.const 0) (i32.const 3) (i32.const 65536) (i32.const {len})) (i32.const 0))
+                   (then unreachable))"
+            ));
+            format!(
+                r#"(data (i32.const 0) "doc") (data (i32.const 16) "/1")
+                   {}"#,
+                repeat(
+                    100,
+                    &setup,
+                    "(if (i32.ne (call $json_select (i32.const 0) (i32.const 3) (i32.const 16) (i32.const 2) (i32.const 0) (i32.const 0)) (i32.const 1))
+                       (then unreachable))",
+                )
+            )
+        },
+        props: no_props,
+        check: |o| assert!(o.is_ok(), "{:?}", o.error()),
     },
 ];
 
@@ -370,7 +463,7 @@ fn hostile_guests_stay_under_the_host_memory_bound() {
             panic!("bad report {report:?}");
         };
         eprintln!(
-            "{:<36} rose {:>7.1} MiB; allowed {:>7.1} MiB (bound {:.1} MiB)",
+            "{:<42} rose {:>7.1} MiB; allowed {:>7.1} MiB (bound {:.1} MiB)",
             guest.name,
             rise as f64 / MIB as f64,
             allowed as f64 / MIB as f64,
@@ -432,9 +525,11 @@ fn child(name: &str) {
         .expect("valid module");
     assert!(rt.block_on(sandbox.run(&warm, &props, &limits)).is_ok());
 
-    let bound = limits.host_memory(props.byte_size() as u64);
-    let allowed = guest.pages * 64 * KIB + (guest.part)(&bound) + SLACK;
-    assert!((guest.part)(&bound) <= bound.total());
+    let property_bytes = props.byte_size() as u64;
+    let bound = limits.host_memory(property_bytes);
+    let part = (guest.part)(&limits, property_bytes);
+    let allowed = guest.pages * 64 * KIB + part + SLACK;
+    assert!(part <= bound.total());
     reset_peak();
     let before = status("VmRSS:");
     watchdog(before + allowed);
