@@ -258,8 +258,8 @@ impl DiskCache {
         // Best effort: a leftover temporary file holds a key nobody uses.
         let _ = fs::remove_file(&tmp_path);
         if !created? {
-            let mut file = fs::File::open(&key_path)
-                .map_err(io(format!("opening {}", key_path.display())))?;
+            let mut file =
+                fs::File::open(&key_path).map_err(io(format!("opening {}", key_path.display())))?;
             let meta = file
                 .metadata()
                 .map_err(io(format!("reading {}", key_path.display())))?;
