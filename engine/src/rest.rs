@@ -735,6 +735,46 @@ impl RestBlock {
         names
     }
 
+    /// Every property the block reads, with the field that reads it
+    /// (`url`, `headers[0]`, `query[1].name`…), in field order.
+    pub(crate) fn uses(&self) -> Vec<(String, &str)> {
+        let mut uses: Vec<(String, &str)> = self
+            .url
+            .names()
+            .into_iter()
+            .map(|n| ("url".to_string(), n))
+            .collect();
+        for (i, (_, _, value)) in self.headers.iter().enumerate() {
+            uses.extend(
+                value
+                    .names()
+                    .into_iter()
+                    .map(|n| (format!("headers[{i}]"), n)),
+            );
+        }
+        for (list, params) in [("query", &self.query), ("body", &self.body)] {
+            for (i, (name, value)) in params.iter().enumerate() {
+                uses.extend(
+                    name.names()
+                        .into_iter()
+                        .map(|n| (format!("{list}[{i}].name"), n)),
+                );
+                uses.extend(
+                    value
+                        .names()
+                        .into_iter()
+                        .map(|n| (format!("{list}[{i}].value"), n)),
+                );
+            }
+        }
+        uses
+    }
+
+    /// The property the HTTP status goes to, if any.
+    pub fn status_property(&self) -> Option<&str> {
+        self.status_property.as_deref()
+    }
+
     /// Whether errors are ignored (the conversation continues).
     pub fn ignore_error(&self) -> bool {
         self.ignore_error

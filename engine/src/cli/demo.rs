@@ -341,12 +341,9 @@ async fn serve(api: &DemoApi, modules: Option<&std::path::Path>) -> Result<()> {
     if modules.is_none() {
         println!("  chatflow demo --export-modules DIR   # the example Code blocks as .wasm files");
     }
-    println!(
-        "  chatflow run examples/flows/crm-profile.json --module-dir {module_dir} \\\n      \
-         --resolve {}={addr} --allow-host {} --allow-loopback --trace",
-        chatflow_demo_api::HOST,
-        chatflow_demo_api::HOST
-    );
+    for command in run_commands(&addr.to_string(), &module_dir) {
+        println!("{command}");
+    }
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
@@ -354,9 +351,57 @@ async fn serve(api: &DemoApi, modules: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
+/// One `chatflow run` command per example flow, with the answers of its
+/// first scenario, for `--serve`.
+fn run_commands(addr: &str, module_dir: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    SCENARIOS
+        .iter()
+        .filter(|s| seen.insert(s.file))
+        .map(|s| {
+            let answers: String = s
+                .answers
+                .iter()
+                .map(|a| format!(" --answer '{a}'"))
+                .collect();
+            format!(
+                "  # {title}\n  chatflow run {file} --module-dir {module_dir} \\\n      \
+                 --resolve {host}={addr} --allow-host {host} --allow-loopback --trace{answers}",
+                title = s.title,
+                file = s.file,
+                host = chatflow_demo_api::HOST,
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serve_prints_one_command_per_flow() {
+        let commands = run_commands("127.0.0.1:9", "/tmp/m");
+        let mut flows: Vec<&str> = SCENARIOS.iter().map(|s| s.file).collect();
+        flows.dedup();
+        assert_eq!(commands.len(), 5);
+        assert_eq!(commands.len(), flows.len());
+        for (command, flow) in commands.iter().zip(&flows) {
+            assert!(
+                command.contains(&format!("chatflow run {flow} ")),
+                "{command}"
+            );
+            assert!(
+                command.contains("--module-dir /tmp/m") && command.contains("=127.0.0.1:9 "),
+                "{command}"
+            );
+        }
+        assert!(
+            commands[0].ends_with("--answer '+44 20 7946 0000'"),
+            "{}",
+            commands[0]
+        );
+    }
 
     #[test]
     fn every_example_flow_has_a_scenario_and_modules_are_embedded() {

@@ -5,7 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Result;
-use chatflow_engine::flow::{Message, Step, StopError, TurnStatus};
+use chatflow_engine::flow::{Message, Step, StepOutcome, StopError, TurnStatus};
 use chatflow_engine::{Engine, EngineConfig};
 use serde_json::json;
 
@@ -28,6 +28,10 @@ Examples:
 Input blocks take the --answer values in order, then read lines from standard
 input (prompting when it is a terminal). When neither has an answer the run
 ends with status waiting_for_input.
+
+An error a block ignores (its Ignore error is on) prints one line on standard
+error, `ignored error: block ID: MESSAGE`, unless --trace shows it in the
+transcript; with --json it is also in the trace.
 
 JSON output: {\"status\": \"completed\" | \"stopped\" | \"waiting_for_input\",
 \"messages\": [...], \"properties\": {...}, \"trace\": [...], \"error\": null |
@@ -101,6 +105,16 @@ pub fn run(args: Args) -> Result<Status> {
         if !args.json {
             print!("{}", render_turn(&turn, args.trace));
             let _ = std::io::stdout().flush();
+        }
+        if !args.trace || args.json {
+            // An ignored error is never silent: one line on stderr (stdout
+            // stays the transcript, or clean JSON), unless the trace on
+            // stdout already shows it.
+            for step in &turn.trace {
+                if let (StepOutcome::IgnoredError, Some(error)) = (step.outcome, &step.error) {
+                    eprintln!("ignored error: block {}: {error}", step.block);
+                }
+            }
         }
         let offset = trace.len();
         messages.extend(turn.messages.into_iter().map(|mut m| {

@@ -267,6 +267,94 @@ pub enum FlowWarning {
         /// The block's id.
         block: String,
     },
+    /// A template or condition reads a property that no block sets and
+    /// that the flow does not list in `inputs` (the properties the
+    /// platform provides), so it is always missing: most often a typo.
+    /// Not reported when a Code block that does not declare its `sets`
+    /// could set it.
+    NeverSet {
+        /// The block that reads it.
+        block: String,
+        /// The field that reads it (`url`, `conditions[0]`…).
+        field: String,
+        /// The property.
+        property: String,
+    },
+}
+
+/// What each block reads and sets, for [`FlowWarning::NeverSet`].
+#[derive(Default)]
+struct DataFlow {
+    /// (block, field, property), in file order.
+    uses: Vec<(String, String, String)>,
+    sets: std::collections::HashSet<String>,
+    /// A Code block that does not declare what it sets may set anything.
+    open: bool,
+}
+
+impl DataFlow {
+    fn add(&mut self, block: &str, kind: &BlockKind, code_sets: Option<Vec<String>>) {
+        let mut used = |field: String, name: &str| {
+            self.uses.push((block.to_string(), field, name.to_string()));
+        };
+        match kind {
+            BlockKind::Message(text) => {
+                for name in text.names() {
+                    used("text".into(), name);
+                }
+            }
+            BlockKind::Rest(rest) => {
+                for (field, name) in rest.uses() {
+                    used(field, name);
+                }
+                self.sets.insert(rest.response_property().to_string());
+                if let Some(status) = rest.status_property() {
+                    self.sets.insert(status.to_string());
+                }
+            }
+            BlockKind::Code { .. } => match code_sets {
+                Some(sets) => self.sets.extend(sets),
+                None => self.open = true,
+            },
+            BlockKind::Branch { conditions, .. } => {
+                for (i, (condition, _)) in conditions.iter().enumerate() {
+                    used(format!("conditions[{i}]"), &condition.property);
+                    for name in condition.value.iter().flat_map(Template::names) {
+                        used(format!("conditions[{i}].value"), name);
+                    }
+                }
+            }
+            BlockKind::Set(values) => {
+                for (property, value) in values {
+                    for name in value.names() {
+                        used(format!("properties[{property:?}]"), name);
+                    }
+                }
+                self.sets.extend(values.iter().map(|(p, _)| p.clone()));
+            }
+            BlockKind::Input { prompt, property } => {
+                for name in prompt.names() {
+                    used("prompt".into(), name);
+                }
+                self.sets.insert(property.clone());
+            }
+        }
+    }
+
+    fn never_set(self, inputs: &[String]) -> Vec<FlowWarning> {
+        if self.open {
+            return Vec::new();
+        }
+        self.uses
+            .into_iter()
+            .filter(|(_, _, p)| !self.sets.contains(p) && !inputs.contains(p))
+            .map(|(block, field, property)| FlowWarning::NeverSet {
+                block,
+                field,
+                property,
+            })
+            .collect()
+    }
 }
 
 impl fmt::Display for FlowWarning {
@@ -275,6 +363,15 @@ impl fmt::Display for FlowWarning {
             FlowWarning::Unreachable { block } => {
                 write!(f, "block {block:?} is unreachable from the start block")
             }
+            FlowWarning::NeverSet {
+                block,
+                field,
+                property,
+            } => write!(
+                f,
+                "block {block:?}, {field}: property {property:?} is set by no block and is \
+                 not among the flow's \"inputs\""
+            ),
         }
     }
 }
@@ -409,21 +506,33 @@ impl<'e> FlowLoader<'e> {
         };
 
         let start = ctx.target("start", &file.start);
+        for (i, name) in file.inputs.iter().enumerate() {
+            if let Err(e) = validate_name(name) {
+                ctx.problem(Some(format!("inputs[{i}]")), ProblemKind::Name(e));
+            }
+        }
         let mut blocks = Vec::with_capacity(file.blocks.len());
+        let mut data = DataFlow::default();
         for (id, fields) in &file.blocks {
             ctx.block = Some(id.clone());
             if id.trim().is_empty() || id.chars().any(char::is_control) {
                 ctx.problem(None, ProblemKind::BadBlockId);
             }
-            let (spec, next) = match parse_block(fields) {
+            let (spec, next, sets) = match parse_block(fields) {
                 Ok(parsed) => parsed,
                 Err(kind) => {
                     ctx.problem(None, kind);
                     continue;
                 }
             };
+            for (i, name) in sets.iter().flatten().enumerate() {
+                if let Err(e) = validate_name(name) {
+                    ctx.problem(Some(format!("sets[{i}]")), ProblemKind::Name(e));
+                }
+            }
             let next = next.and_then(|n| ctx.target("next", &n));
             if let Some(kind) = self.compile_block(spec, base_dir, &mut ctx) {
+                data.add(id, &kind, sets);
                 blocks.push(Block {
                     id: id.clone(),
                     kind,
@@ -435,10 +544,11 @@ impl<'e> FlowLoader<'e> {
             return None;
         }
         let start = start?;
-        let warnings = unreachable(&blocks, start)
+        let mut warnings: Vec<FlowWarning> = unreachable(&blocks, start)
             .into_iter()
             .map(|block| FlowWarning::Unreachable { block })
             .collect();
+        warnings.extend(data.never_set(&file.inputs));
         Some(FlowInner {
             name: file.name,
             description: file.description,
@@ -630,10 +740,15 @@ impl Ctx<'_> {
     }
 }
 
-/// Splits a block object into its type-specific spec and its `next`.
+/// A block split into its type-specific spec, its `next`, and (Code blocks)
+/// the properties it declares it sets.
+type ParsedBlock = (BlockSpec, Option<String>, Option<Vec<String>>);
+
+/// Splits a block object into its type-specific spec, its `next` and a
+/// Code block's `sets`.
 fn parse_block(
     fields: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(BlockSpec, Option<String>), ProblemKind> {
+) -> Result<ParsedBlock, ProblemKind> {
     let mut fields = fields.clone();
     let kind = match fields.remove("type") {
         Some(serde_json::Value::String(name)) => {
@@ -657,9 +772,26 @@ fn parse_block(
             });
         }
     };
+    let sets = match (kind, fields.remove("sets")) {
+        (_, None) => None,
+        (BlockType::Code, Some(value)) => match serde_json::from_value::<Vec<String>>(value) {
+            Ok(sets) => Some(sets),
+            Err(_) => {
+                return Err(ProblemKind::Fields {
+                    message: "\"sets\" must be a list of property names".into(),
+                });
+            }
+        },
+        // Not a Code block's field: put it back for serde to refuse.
+        (_, Some(value)) => {
+            fields.insert("sets".into(), value);
+            None
+        }
+    };
+    let names: Vec<String> = fields.keys().cloned().collect();
     let value = serde_json::Value::Object(fields);
     let fields_err = |e: serde_json::Error| ProblemKind::Fields {
-        message: strip_position(&e.to_string()),
+        message: unknown_field_message(kind, &names, &strip_position(&e.to_string())),
     };
     let spec = match kind {
         BlockType::Message => {
@@ -673,7 +805,81 @@ fn parse_block(
         BlockType::Set => BlockSpec::Set(serde_json::from_value(value).map_err(fields_err)?),
         BlockType::Input => BlockSpec::Input(serde_json::from_value(value).map_err(fields_err)?),
     };
-    Ok((spec, next))
+    Ok((spec, next, sets))
+}
+
+/// serde's "unknown field `nxt`, expected `text`" names only the fields of
+/// the type-specific part; this lists every field the block takes (`type`
+/// and `next` too) and the closest one to the misspelling. Other messages
+/// are unchanged, and so is an unknown field of a nested object (a Code
+/// block's `limits`), which serde reports the same way: only a field
+/// among the block's own `names` is rewritten.
+fn unknown_field_message(kind: BlockType, names: &[String], message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((found, expected)) = rest.split_once("`, ") else {
+        return message.to_string();
+    };
+    if !names.iter().any(|n| n == found) {
+        return message.to_string();
+    }
+    let list = expected
+        .strip_prefix("expected one of ")
+        .or_else(|| expected.strip_prefix("expected "));
+    let Some(list) = list else {
+        return message.to_string();
+    };
+    let mut fields = vec!["type"];
+    if kind != BlockType::Branch {
+        fields.push("next");
+    }
+    if kind == BlockType::Code {
+        fields.push("sets");
+    }
+    // serde writes "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
+    fields.extend(
+        list.split(", ")
+            .flat_map(|f| f.split(" or "))
+            .map(|f| f.trim_matches('`')),
+    );
+    let closest = fields
+        .iter()
+        .map(|f| (edit_distance(found, f), *f))
+        .min()
+        .filter(|(d, f)| *d <= 2.max(f.len() / 3));
+    let article = if kind == BlockType::Input { "an" } else { "a" };
+    let all = fields
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match closest {
+        Some((_, f)) => {
+            format!(
+                "unknown field `{found}` (did you mean `{f}`?); {article} {kind} block takes {all}"
+            )
+        }
+        None => format!("unknown field `{found}`; {article} {kind} block takes {all}"),
+    }
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn condition(spec: &ConditionSpec) -> Result<Condition, ConditionError> {

@@ -24,6 +24,11 @@ pub struct FlowFile {
     pub description: Option<String>,
     /// The id of the block the conversation starts at.
     pub start: String,
+    /// Properties the platform sets before the flow starts (the caller's
+    /// phone number, a customer id): `chatflow check` does not warn that
+    /// no block sets them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     /// The blocks, by id. Each is an object with a `type` and its fields.
     pub blocks: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }

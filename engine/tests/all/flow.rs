@@ -111,6 +111,99 @@ fn unreachable_blocks_are_warnings() {
     );
 }
 
+/// A property read by a template or condition that nothing sets is a
+/// warning naming block and field (issue 13): a typo shows up at `check`
+/// rather than as a missing value at run time. `inputs` lists what the
+/// platform sets; a Code block's `sets` what it may set.
+#[test]
+fn properties_that_nothing_sets_are_warnings() {
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let minimal = wat::parse_str(MINIMAL_MODULE).unwrap();
+    let flow_with = |code: &str| {
+        format!(
+            r#"{{"name": "x", "start": "ask", "inputs": ["caller"], "blocks": {{
+                "ask": {{"type": "input", "prompt": "Hi {{{{caller}}}}, your id?", "property": "id", "next": "call"}},
+                "call": {{"type": "rest_api", "method": "POST",
+                          "url": "https://api.example.com/u/{{{{customer id}}}}",
+                          "headers": [{{"name": "X-Key", "value": "{{{{key}}}}"}}],
+                          "body": [{{"name": "id", "value": "{{{{id}}}}"}}],
+                          "status_property": "code", "next": "parse"}},
+                "parse": {code},
+                "branch": {{"type": "branch", "conditions": [
+                    {{"when": "{{{{API Response}}}} exists", "next": "set"}},
+                    {{"property": "code", "op": "equals", "value": "{{{{tier}}}}", "next": "set"}},
+                    {{"when": "{{{{teir}}}} equals gold", "next": "set"}}]}},
+                "set": {{"type": "set", "properties": {{"greeting": "{{{{name}}}} at {{{{tier}}}}"}}, "next": "say"}},
+                "say": {{"type": "message", "text": "{{{{greeting}}}} {{{{nmae}}}}"}}
+            }}}}"#
+        )
+    };
+    let load_with = |code: &str| {
+        let json = flow_with(code);
+        engine
+            .flow_loader()
+            .module("abi-v1-minimal.wasm", minimal.clone())
+            .load_str("x.json", &json, Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}\n{json}"))
+    };
+
+    let flow = load_with(
+        r#"{"type": "code", "module": "abi-v1-minimal.wasm", "sets": ["name", "tier"], "next": "branch"}"#,
+    );
+    let warnings: Vec<String> = flow.warnings().iter().map(|w| w.to_string()).collect();
+    let never = |block: &str, field: &str, property: &str| {
+        format!(
+            "block {block:?}, {field}: property {property:?} is set by no block and is not among \
+             the flow's \"inputs\""
+        )
+    };
+    assert_eq!(
+        warnings,
+        [
+            never("branch", "conditions[2]", "teir"),
+            never("call", "url", "customer id"),
+            never("call", "headers[0]", "key"),
+            never("say", "text", "nmae"),
+        ]
+    );
+    let json = serde_json::to_value(&flow.warnings()[0]).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"kind": "never_set", "block": "branch", "field": "conditions[2]", "property": "teir"})
+    );
+
+    // A Code block that does not say what it sets may set anything.
+    let flow = load_with(r#"{"type": "code", "module": "abi-v1-minimal.wasm", "next": "branch"}"#);
+    assert!(flow.warnings().is_empty(), "{:?}", flow.warnings());
+
+    // `sets` is a Code block's field only, and a list of valid names.
+    let err = engine
+        .flow_loader()
+        .module("abi-v1-minimal.wasm", minimal.clone())
+        .load_str(
+            "x.json",
+            &flow_with(r#"{"type": "code", "module": "abi-v1-minimal.wasm", "sets": "name", "next": "branch"}"#),
+            Path::new("."),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("block \"parse\": \"sets\" must be a list of property names"),
+        "{err}"
+    );
+    let err = engine
+        .flow_loader()
+        .load_str(
+            "x.json",
+            r#"{"name": "x", "start": "a", "inputs": [""], "blocks": {"a": {"type": "message", "text": "hi", "sets": ["x"]}}}"#,
+            Path::new("."),
+        )
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("inputs[0]"), "{text}");
+    assert!(text.contains("unknown field `sets`"), "{text}");
+}
+
 fn lookup_flow(ignore_error: bool, path: &str) -> String {
     format!(
         r#"{{"name": "lookup", "start": "call", "blocks": {{

@@ -91,6 +91,24 @@ async fn converse(engine: &Engine, flow: &Flow, answers: &[&str]) -> Transcript 
     t
 }
 
+/// The example flows declare what their Code blocks set, so `check` can
+/// warn about a property nothing sets; none of them has a warning.
+#[tokio::test]
+async fn example_flows_have_no_warnings() {
+    let api = DemoApi::start().await.unwrap();
+    let engine = demo::engine(&api);
+    for name in [
+        "crm-profile.json",
+        "validate-input.json",
+        "application-status.json",
+        "complex-call.json",
+        "every-block.json",
+    ] {
+        let flow = load(&engine, name);
+        assert!(flow.warnings().is_empty(), "{name}: {:?}", flow.warnings());
+    }
+}
+
 #[tokio::test]
 async fn crm_profile_flow() {
     let api = DemoApi::start().await.unwrap();
@@ -392,6 +410,26 @@ mod cli {
         chatflow(args).await
     }
 
+    /// [`run`] without `--json`: the transcript.
+    async fn run_plain(api: &DemoApi, flow: &str, answers: &[&str], extra: &[&str]) -> Output {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            demo::flow_path(flow).display().to_string(),
+            "--module-dir".into(),
+            demo::module_dir().display().to_string(),
+            "--resolve".into(),
+            format!("demo.chatflow.test={}", api.addr()),
+            "--allow-loopback".into(),
+            "--allow-host".into(),
+            "demo.chatflow.test".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        for answer in answers {
+            args.extend(["--answer".to_string(), answer.to_string()]);
+        }
+        chatflow(args).await
+    }
+
     /// [`run_allowing`] the demo host.
     async fn run(api: &DemoApi, flow: &str, answers: &[&str], extra: &[&str]) -> Output {
         run_allowing(api, flow, answers, "demo.chatflow.test", extra).await
@@ -449,6 +487,33 @@ mod cli {
         assert!(doc["properties"].get("API Response").is_none());
         assert_eq!(outcomes(&doc, "parse"), ["ok"]);
         assert_eq!(outcomes(&doc, "recommend"), ["ignored_error"]);
+        // The ignored error is not silent: one line on stderr, stdout stays
+        // clean JSON.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr
+                .lines()
+                .filter(|l| l.starts_with("ignored error: "))
+                .collect::<Vec<_>>(),
+            [
+                "ignored error: block recommend: http://demo.chatflow.test/recommendations/cus_1042 answered 503 Service Unavailable"
+            ],
+            "{stderr}"
+        );
+        // Without --json, but with --trace, the transcript on stdout shows
+        // it and stderr does not repeat it.
+        let plain = run_plain(
+            &api,
+            "crm-profile.json",
+            &["+44 20 7946 0000"],
+            &["--trace"],
+        )
+        .await;
+        assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+        let stdout = String::from_utf8_lossy(&plain.stdout);
+        assert!(stdout.contains("error ignored"), "{stdout}");
+        let stderr = String::from_utf8_lossy(&plain.stderr);
+        assert!(!stderr.contains("ignored error"), "{stderr}");
         let parse = doc["trace"]
             .as_array()
             .unwrap()

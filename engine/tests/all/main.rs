@@ -19,6 +19,7 @@ mod flow_modules;
 mod invariants;
 mod net;
 mod perf;
+mod readme;
 mod rest;
 mod sandbox;
 mod sdk;
