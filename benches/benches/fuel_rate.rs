@@ -596,6 +596,19 @@ fn cases(http: &str) -> Vec<Case> {
         none(),
         10_000_000_000,
     );
+    let request = get("/close");
+    add(
+        "http_request/get-new-connection",
+        "GET of a 4-byte body on loopback, the server closing each connection (a new one per request), until `http_calls`",
+        guest(
+            1,
+            &data(STRINGS, &request),
+            "",
+            &drop_call("http_request", &[0, request.len() as i64]),
+        ),
+        none(),
+        10_000_000_000,
+    );
     {
         // A request whose body is all escapes: the host unescapes it.
         let body = "\\u00e9".repeat(MIB / 6);
@@ -986,8 +999,8 @@ fn main() {
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
     let (runner, base) = Runner::new();
     let all = cases(&base);
     let selected: Vec<Case> = all
