@@ -60,6 +60,74 @@
 //! # }
 //! ```
 //!
+//! A flow with a REST API block and a Code block: the REST block fetches a
+//! profile (here from a server on 127.0.0.1, which the network policy must
+//! allow explicitly), and the Code block, a wasm module run in the sandbox,
+//! picks the customer's tier out of the JSON. Code blocks are usually
+//! written in Rust with `chatflow-sdk` and built with `chatflow build`; this
+//! one is a few lines of WebAssembly text so that the example stands alone.
+//!
+//! ```
+//! use chatflow_engine::net::NetPolicy;
+//! use chatflow_engine::{Engine, EngineConfig, Properties, TurnStatus};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # // A one-route HTTP server on 127.0.0.1 standing in for a CRM.
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let addr = listener.local_addr()?;
+//! # let app = axum::Router::new().route(
+//! #     "/profiles/{id}",
+//! #     axum::routing::get(|| async { r#"{"name": "Ada", "tier": "gold"}"# }),
+//! # );
+//! # tokio::spawn(async move { axum::serve(listener, app).await });
+//! // The CRM runs on this machine: allow loopback addresses, for its host only.
+//! let mut policy = NetPolicy::default();
+//! policy.allow_loopback = true;
+//! policy.allow_host("127.0.0.1")?;
+//! let engine = Engine::new(EngineConfig::default().with_net(policy))?;
+//!
+//! # // json_select("API Response", "/tier") into a buffer, then
+//! # // property_set("tier", buffer).
+//! # let tier_wasm = wat::parse_str(r#"(module
+//! #   (import "chatflow" "json_select" (func $select (param i32 i32 i32 i32 i32 i32) (result i32)))
+//! #   (import "chatflow" "property_set" (func $set (param i32 i32 i32 i32) (result i32)))
+//! #   (memory (export "memory") 1)
+//! #   (data (i32.const 0) "API Response") (data (i32.const 16) "/tier") (data (i32.const 32) "tier")
+//! #   (func (export "chatflow_abi_v1"))
+//! #   (func (export "chatflow_run") (result i32) (local $len i32)
+//! #     (local.set $len (call $select (i32.const 0) (i32.const 12) (i32.const 16) (i32.const 5)
+//! #                                   (i32.const 64) (i32.const 64)))
+//! #     (if (i32.lt_s (local.get $len) (i32.const 0)) (then (return (i32.const 1))))
+//! #     (call $set (i32.const 32) (i32.const 4) (i32.const 64) (local.get $len))))"#)?;
+//! let flow_json = format!(
+//!     r#"{{
+//!         "name": "tier",
+//!         "start": "lookup",
+//!         "inputs": ["customer"],
+//!         "blocks": {{
+//!             "lookup": {{"type": "rest_api", "method": "GET",
+//!                         "url": "http://{addr}/profiles/{{{{customer}}}}", "next": "parse"}},
+//!             "parse": {{"type": "code", "module": "tier.wasm", "sets": ["tier"], "next": "tell"}},
+//!             "tell": {{"type": "message", "text": "You are a {{{{tier}}}} member."}}
+//!         }}
+//!     }}"#
+//! );
+//! // The module's bytes come from wherever the operator keeps them.
+//! let flow = engine
+//!     .flow_loader()
+//!     .module("tier.wasm", tier_wasm)
+//!     .load_str("tier.json", &flow_json, std::path::Path::new("."))?;
+//!
+//! let customer: Properties = [("customer", "cus_1042")].into_iter().collect();
+//! let mut conversation = engine.start(&flow, customer);
+//! let turn = engine.run(&flow, &mut conversation).await;
+//! assert_eq!(turn.status, TurnStatus::Completed, "{:?}", turn.error);
+//! assert_eq!(turn.messages[0].text, "You are a gold member.");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //!
 //! - [`properties`]: the property store; blocks read a snapshot and return
@@ -74,11 +142,14 @@
 //!   validation, and the conversation runner.
 //! - [`Engine`]: what ties them together for an operator.
 //!
+//! The `chatflow` command-line tool is the crate `chatflow-cli`, and the
+//! HTTP service `chatflow-server`; this crate has no build script and
+//! builds no wasm.
+//!
 //! # Features
 //!
-//! - `cli` (default): the `chatflow` command-line tool and its demo. Its
-//!   build script compiles the example Code blocks to wasm32; embedders who
-//!   only need the library can turn default features off.
+//! - `fuzzing` (off): the host's selectors and their reference
+//!   implementations as plain functions, for the fuzz targets.
 
 #![deny(missing_docs)]
 

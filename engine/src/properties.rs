@@ -49,11 +49,20 @@ impl Properties {
 
     /// Sets `name` to `value`, replacing any previous value.
     ///
+    /// The value is kept as an `Arc<str>`: pass one (or a `Box<str>`) to
+    /// hand over a large value, such as an HTTP response, without copying
+    /// it; a `String` or `&str` is copied once.
+    ///
     /// Host code is trusted: the name is not checked here. Names that come
     /// from flow files or guests are checked with [`validate_name`] first.
-    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let value: String = value.into();
-        Arc::make_mut(&mut self.map).insert(name.into(), Arc::from(value));
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<Arc<str>>) {
+        Arc::make_mut(&mut self.map).insert(name.into(), value.into());
+    }
+
+    /// The value of `name` as the shared string it is kept in: cloning it
+    /// copies no text.
+    pub fn get_shared(&self, name: &str) -> Option<&Arc<str>> {
+        self.map.get(name)
     }
 
     /// Removes `name`; returns whether it was set.
@@ -93,7 +102,7 @@ impl Properties {
         for (name, change) in changes.changes {
             match change {
                 Some(value) => {
-                    map.insert(name, Arc::from(value));
+                    map.insert(name, value);
                 }
                 None => {
                     map.remove(&name);
@@ -109,24 +118,19 @@ impl fmt::Debug for Properties {
     }
 }
 
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Properties {
+impl<K: Into<String>, V: Into<Arc<str>>> FromIterator<(K, V)> for Properties {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut props = Properties::new();
-        let map = Arc::make_mut(&mut props.map);
-        for (k, v) in iter {
-            let v: String = v.into();
-            map.insert(k.into(), Arc::from(v));
-        }
+        props.extend(iter);
         props
     }
 }
 
-impl<K: Into<String>, V: Into<String>> Extend<(K, V)> for Properties {
+impl<K: Into<String>, V: Into<Arc<str>>> Extend<(K, V)> for Properties {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         let map = Arc::make_mut(&mut self.map);
         for (k, v) in iter {
-            let v: String = v.into();
-            map.insert(k.into(), Arc::from(v));
+            map.insert(k.into(), v.into());
         }
     }
 }
@@ -139,7 +143,7 @@ impl<K: Into<String>, V: Into<String>> Extend<(K, V)> for Properties {
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ChangeSet {
-    changes: BTreeMap<String, Option<String>>,
+    changes: BTreeMap<String, Option<Arc<str>>>,
 }
 
 impl ChangeSet {
@@ -148,8 +152,9 @@ impl ChangeSet {
         Self::default()
     }
 
-    /// Records that `name` is set to `value`.
-    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    /// Records that `name` is set to `value` (kept as an `Arc<str>`, as in
+    /// [`Properties::set`]; committing it copies nothing).
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<Arc<str>>) {
         self.changes.insert(name.into(), Some(value.into()));
     }
 
@@ -270,6 +275,23 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_value_is_kept_without_a_copy() {
+        let document: Arc<str> = Arc::from("x".repeat(1 << 20));
+        let mut props = Properties::new();
+        props.set("API Response", document.clone());
+        let kept = props.get_shared("API Response").unwrap();
+        assert!(Arc::ptr_eq(kept, &document));
+        // A snapshot shares it too.
+        let snapshot = props.clone();
+        assert!(Arc::ptr_eq(
+            snapshot.get_shared("API Response").unwrap(),
+            &document
+        ));
+        let collected: Properties = [("doc", document.clone())].into_iter().collect();
+        assert!(Arc::ptr_eq(collected.get_shared("doc").unwrap(), &document));
+    }
 
     #[test]
     fn snapshot_is_isolated_from_later_writes() {

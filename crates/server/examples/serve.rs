@@ -1,5 +1,5 @@
-//! `chatflow serve` as a standalone binary, until the CLI crate wires the
-//! subcommand: the same arguments ([`ServeArgs`]). The tests' load example
+//! `chatflow serve` as a standalone binary of this crate: the same
+//! arguments ([`ServeArgs`]) without the rest of the CLI. The load example
 //! starts replicas with it.
 //!
 //! ```sh

@@ -100,8 +100,10 @@ fn module_refs(source: &str) -> Vec<(String, ModuleRef)> {
             continue;
         }
         let mut fields = fields;
-        fields.remove("type");
-        fields.remove("next");
+        // The fields the flow loader reads itself, not `CodeBlockConfig`.
+        for own in ["type", "next", "sets"] {
+            fields.remove(own);
+        }
         if let Ok(config) =
             serde_json::from_value::<CodeBlockConfig>(serde_json::Value::Object(fields))
         {

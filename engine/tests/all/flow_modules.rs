@@ -15,7 +15,7 @@ use chatflow_engine::flow::ProblemKind;
 use chatflow_engine::sandbox::{LoadError, SandboxConfig};
 use chatflow_engine::{Engine, EngineConfig};
 
-use crate::support::modules::cached;
+use crate::support::modules::{cached, one_code_block_flow};
 
 /// A valid ABI v1 module (a few dozen bytes).
 const MINIMAL_MODULE: &str = r#"(module
@@ -63,22 +63,17 @@ fn dirs() -> Dirs {
     }
 }
 
-fn flow(module: &str) -> String {
-    serde_json::json!({
-        "name": "modules",
-        "start": "a",
-        "blocks": {"a": {"type": "code", "module": module}}
-    })
-    .to_string()
-}
-
 /// Loads a one-Code-block flow naming `module`, its module directory
 /// `dir`; returns the module error and the whole error's text.
 fn refused(engine: &Engine, dir: &Path, module: &str) -> (LoadError, String) {
     let err = engine
         .flow_loader()
         .module_dir(dir)
-        .load_str("flow.json", &flow(module), Path::new("/nonexistent"))
+        .load_str(
+            "flow.json",
+            &one_code_block_flow(module),
+            Path::new("/nonexistent"),
+        )
         .map(|_| ())
         .expect_err(module);
     let text = err.to_string();
@@ -94,7 +89,11 @@ fn loads(engine: &Engine, dir: &Path, module: &str) {
     engine
         .flow_loader()
         .module_dir(dir)
-        .load_str("flow.json", &flow(module), Path::new("/nonexistent"))
+        .load_str(
+            "flow.json",
+            &one_code_block_flow(module),
+            Path::new("/nonexistent"),
+        )
         .unwrap_or_else(|e| panic!("{module}: {e}"));
 }
 
@@ -366,7 +365,7 @@ fn modules_inside_the_dir_load() {
     }
     // The default module directory: the flow file's own.
     let flow_path = d.modules.join("flow.json");
-    std::fs::write(&flow_path, flow("blocks/good.wasm")).unwrap();
+    std::fs::write(&flow_path, one_code_block_flow("blocks/good.wasm")).unwrap();
     engine.load_flow(&flow_path).unwrap();
     // `sha256:` references are unchanged: any module already loaded.
     let hash = engine.sandbox().load(&minimal()).unwrap().sha256_hex();
@@ -384,7 +383,11 @@ fn modules_inside_the_dir_load() {
 fn an_empty_base_dir_is_the_current_dir() {
     let err = engine()
         .flow_loader()
-        .load_str("flow.json", &flow("Cargo.toml"), Path::new(""))
+        .load_str(
+            "flow.json",
+            &one_code_block_flow("Cargo.toml"),
+            Path::new(""),
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -453,80 +456,4 @@ fn operator_paths_are_read_with_a_cap() {
         ),
         "{err:?}"
     );
-}
-
-/// The same rules through the command line, which reads a flow's modules
-/// with the library's loader and its own arguments with the capped read.
-#[cfg(feature = "cli")]
-mod cli {
-    use super::*;
-
-    fn chatflow(args: &[&str]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_chatflow"))
-            .args(args)
-            .env_remove("CHATFLOW_LOG")
-            .output()
-            .unwrap()
-    }
-
-    #[test]
-    fn check_refuses_hostile_module_paths() {
-        let d = dirs();
-        std::fs::write(d.modules.join("secret.wasm"), SECRET).unwrap();
-        for (module, message) in [
-            ("/dev/zero", "module path \"/dev/zero\" is absolute"),
-            (
-                "../../../../etc/passwd",
-                "module path \"../../../../etc/passwd\" contains \"..\"",
-            ),
-            (
-                "secret.wasm",
-                "module file \"secret.wasm\" is not a WebAssembly module (starts like a text file)",
-            ),
-        ] {
-            let flow_path = d.modules.join("flow.json");
-            std::fs::write(&flow_path, flow(module)).unwrap();
-            let out = chatflow(&["check", flow_path.to_str().unwrap()]);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{stderr}");
-            assert!(stderr.contains(message), "{stderr}");
-            assert!(!stderr.contains("sk-live"), "{stderr}");
-            assert!(!stderr.contains("root:"), "{stderr}");
-        }
-    }
-
-    #[test]
-    fn check_reads_its_argument_with_a_cap() {
-        let out = chatflow(&["check", "/dev/zero"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(
-            stderr.contains("module file \"/dev/zero\" is larger than the limit of 16777216 bytes"),
-            "{stderr}"
-        );
-
-        let d = dirs();
-        let secret = d.root.join("secret.txt");
-        std::fs::write(&secret, SECRET).unwrap();
-        let huge = d.root.join("huge.wat");
-        std::fs::File::create(&huge)
-            .unwrap()
-            .set_len(1 << 40)
-            .unwrap();
-        for (path, message) in [
-            (
-                &secret,
-                "is not a WebAssembly module (starts like a text file)",
-            ),
-            (&huge, "is 1099511627776 bytes; the limit is 16777216 bytes"),
-        ] {
-            for command in ["check", "code"] {
-                let out = chatflow(&[command, path.to_str().unwrap()]);
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                assert_eq!(out.status.code(), Some(2), "{stderr}");
-                assert!(stderr.contains(message), "{stderr}");
-                assert!(!stderr.contains("sk-live"), "{stderr}");
-            }
-        }
-    }
 }

@@ -4,12 +4,6 @@
 //! `support::server`; Code block tests run real wasm (hand-written WAT and
 //! Rust guests built for wasm32 by a build script).
 
-#[cfg(feature = "cli")]
-mod author;
-#[cfg(feature = "cli")]
-mod cli;
-#[cfg(feature = "cli")]
-mod cli_pipe;
 mod examples;
 mod flow;
 mod flow_code;
@@ -19,7 +13,6 @@ mod flow_modules;
 mod invariants;
 mod net;
 mod perf;
-mod readme;
 mod rest;
 mod sandbox;
 mod sdk;

@@ -1,14 +1,21 @@
-//! How an operator embeds chatflow. Run it with `cargo run -p
-//! chatflow-embed-example`.
+//! How an operator embeds chatflow, as a crate outside this workspace
+//! would: the Code block module is a file it reads. Run it with
+//!
+//! ```sh
+//! cargo run -p chatflow-cli -- demo --export-modules /tmp/chatflow-modules
+//! cargo run -p chatflow-embed-example -- /tmp/chatflow-modules/application_status_xml.wasm
+//! ```
 //!
 //! One [`Engine`] per process (it owns the HTTP connection pool, the network
 //! policy and the sandbox); flows loaded and validated once; each user
 //! message resumes that user's conversation, which lives as JSON in the
 //! operator's own storage between messages (a `HashMap` here, a database
 //! row in production). The flow is `examples/flows/application-status.json`,
-//! run against the demo business API on 127.0.0.1.
+//! run against the demo business API on 127.0.0.1. `README.md` beside this
+//! file has the build settings an embedder wants.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use chatflow_engine::net::NetPolicy;
@@ -17,8 +24,16 @@ use chatflow_engine::{Conversation, Engine, EngineConfig, Flow, Properties, Turn
 /// Where the operator keeps conversations between user messages.
 type Store = HashMap<String, String>;
 
+const USAGE: &str = "usage: embed MODULE.wasm (the application-status Code block; \
+`chatflow demo --export-modules DIR` writes it as DIR/application_status_xml.wasm)";
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    let Some(module_path) = std::env::args_os().nth(1).map(PathBuf::from) else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+
     // The demo API stands in for the business API the flow calls.
     let api = chatflow_demo_api::DemoApi::start().await?;
 
@@ -34,8 +49,10 @@ async fn main() -> Result<()> {
 
     // Load and validate the flow once; every conversation shares it. The
     // Code block's module comes as bytes (an operator might keep uploaded
-    // modules in object storage); paths relative to the flow file work too.
-    let module = std::fs::read(env!("STATUS_MODULE")).context("reading the Code block")?;
+    // modules in object storage); paths inside the flow file's directory,
+    // or a module directory, work too (`FlowLoader::module_dir`).
+    let module = std::fs::read(&module_path)
+        .with_context(|| format!("reading the Code block {}", module_path.display()))?;
     let flow_file = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../flows/application-status.json"

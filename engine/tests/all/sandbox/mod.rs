@@ -8,9 +8,6 @@ use chatflow_engine::sandbox::{CodeModule, Outcome, RunError, Sandbox, SandboxCo
 
 mod abi;
 mod cache;
-#[cfg(feature = "cli")]
-mod cli;
-
 mod concurrency;
 mod fuel;
 mod host_memory;

@@ -42,9 +42,13 @@ pub fn module_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// `examples/flows/<name>`.
+/// `examples/flows/<name>`, from the workspace root (this file is shared
+/// by the tests of `engine/` and `crates/cli/`).
 pub fn flow_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/flows")
+        .ancestors()
+        .map(|dir| dir.join("examples/flows"))
+        .find(|dir| dir.is_dir())
+        .expect("the workspace's examples/flows")
         .join(name)
 }

@@ -37,3 +37,14 @@ pub fn cache_dir() -> &'static Path {
 pub fn cached(config: SandboxConfig) -> SandboxConfig {
     config.with_cache_dir(cache_dir())
 }
+
+/// A flow of one Code block naming `module`: what the module-path tests
+/// (the library's and the CLI's) load.
+pub fn one_code_block_flow(module: &str) -> String {
+    serde_json::json!({
+        "name": "modules",
+        "start": "a",
+        "blocks": {"a": {"type": "code", "module": module}}
+    })
+    .to_string()
+}

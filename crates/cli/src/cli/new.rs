@@ -33,9 +33,10 @@ pub struct Args {
     sdk_path: Option<PathBuf>,
 }
 
-/// Where the SDK was when this binary was built: `guest-sdk/` beside
-/// `engine/`. `cargo install --path engine` keeps pointing at the checkout.
-const BUILT_SDK_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
+/// Where the SDK was when this binary was built: the checkout's
+/// `guest-sdk/`. `cargo install --path crates/cli` keeps pointing at the
+/// checkout.
+const BUILT_SDK_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk");
 
 const LIB_RS: &str = include_str!("new/template/src/lib.rs");
 const SAMPLE: &str = include_str!("new/template/sample/api-response.json");
@@ -336,7 +337,7 @@ mod tests {
     fn the_guide_quotes_the_template() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../docs/writing-code-blocks.md"
+            "/../../docs/writing-code-blocks.md"
         );
         let Ok(guide) = std::fs::read_to_string(path) else {
             // The packaged crate, outside the repository: no guide.

@@ -42,6 +42,7 @@ mod new;
 mod output;
 mod rest;
 mod run;
+mod serve;
 mod transcript;
 
 /// Run chatflow blocks and flows: REST API blocks natively, Code blocks
@@ -72,6 +73,9 @@ enum Command {
     /// Build the Code block crate in this directory for wasm32 and check
     /// the module against ABI v1.
     Build(build::Args),
+    /// Serve the engine over HTTP, with conversations kept in SQLite (the
+    /// default, nothing to install) or PostgreSQL (several replicas).
+    Serve(Box<chatflow_server::ServeArgs>),
 }
 
 /// What a subcommand reports back; turned into the process exit code.
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::New(args) => new::run(args),
         Command::Build(args) => build::run(args),
+        Command::Serve(args) => serve::run(*args),
     };
     let code = match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

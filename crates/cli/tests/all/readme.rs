@@ -7,7 +7,7 @@
 //! transcripts with
 //!
 //! ```sh
-//! CHATFLOW_BLESS_README=1 cargo test -p chatflow-engine --test all -- readme
+//! CHATFLOW_BLESS_README=1 cargo test -p chatflow-cli --test all -- readme
 //! ```
 //!
 //! and review the diff.
@@ -16,13 +16,13 @@ use std::path::Path;
 use std::process::Command;
 
 fn readme_path() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
 }
 
 fn chatflow(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_chatflow"))
         .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .env_remove("CHATFLOW_LOG")
         .output()
         .unwrap();

@@ -11,7 +11,7 @@ fn chatflow(args: &[&str]) -> Output {
 }
 
 fn wat_file(name: &str) -> String {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "wat", name]
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "../../engine/tests/wat", name]
         .iter()
         .collect();
     path.to_string_lossy().into_owned()

@@ -94,7 +94,7 @@ fn run() {
     let resolve = format!("demo.chatflow.test=127.0.0.1:{port}");
     let flow = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../examples/flows/crm-profile.json"
+        "/../../examples/flows/crm-profile.json"
     );
     let base = [
         "run",

@@ -65,11 +65,11 @@ struct Scenario {
     shows: &'static str,
 }
 
-const CRM: &str = include_str!("../../../examples/flows/crm-profile.json");
-const VALIDATE: &str = include_str!("../../../examples/flows/validate-input.json");
-const STATUS: &str = include_str!("../../../examples/flows/application-status.json");
-const COMPLEX: &str = include_str!("../../../examples/flows/complex-call.json");
-const EVERY: &str = include_str!("../../../examples/flows/every-block.json");
+const CRM: &str = include_str!("../../../../examples/flows/crm-profile.json");
+const VALIDATE: &str = include_str!("../../../../examples/flows/validate-input.json");
+const STATUS: &str = include_str!("../../../../examples/flows/application-status.json");
+const COMPLEX: &str = include_str!("../../../../examples/flows/complex-call.json");
+const EVERY: &str = include_str!("../../../../examples/flows/every-block.json");
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
