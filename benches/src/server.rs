@@ -23,6 +23,9 @@ pub const IMAGE_1K_JSON: &str = include_str!("image_1k.json");
 /// | `GET /ping` | `pong` |
 /// | `GET /image` | [`IMAGE_1K_JSON`] as `application/json` |
 /// | `GET /slow/{ms}` | `ok` after `ms` milliseconds |
+/// | `GET /bytes/{n}` | `n` bytes of `x` |
+/// | `POST /ping` | `pong`, the request body read and dropped |
+/// | `GET /close` | `pong`, then the connection is closed |
 /// | `GET /inflight` | how many `/slow` requests are waiting right now |
 ///
 /// It stops when dropped.
@@ -55,7 +58,15 @@ impl LoopbackServer {
                     let inflight = Arc::new(AtomicUsize::new(0));
                     let waiting = inflight.clone();
                     let app = Router::new()
-                        .route("/ping", get(|| async { "pong" }))
+                        .route("/ping", get(|| async { "pong" }).post(|| async { "pong" }))
+                        .route(
+                            "/close",
+                            get(|| async { ([(header::CONNECTION, "close")], "pong") }),
+                        )
+                        .route(
+                            "/bytes/{n}",
+                            get(|Path(n): Path<usize>| async move { vec![b'x'; n] }),
+                        )
                         .route(
                             "/image",
                             get(|| async {

@@ -66,7 +66,11 @@ pub struct Limits {
     ///
     /// By default 10; at most 100.
     pub http_calls: u32,
-    /// Bytes of one HTTP response body.
+    /// Bytes of HTTP response bodies a run holds at once: one body of up
+    /// to this size, or several whose sum is. A body is held until the
+    /// guest has copied it in full, then released at its next
+    /// `http_request` (`docs/abi.md`, HTTP). A response over what is left
+    /// ends the run.
     ///
     /// By default 4 MiB; at most 64 MiB.
     pub http_response_bytes: u64,
@@ -75,7 +79,10 @@ pub struct Limits {
     /// By default 4 MiB; at most 64 MiB.
     pub property_value_bytes: u64,
     /// Total bytes a run writes: property names and values over all
-    /// `property_set` and `property_remove` calls, plus message texts.
+    /// `property_set` and `property_remove` calls, message texts and HTTP
+    /// request objects, each with 128 bytes more for the host's entry
+    /// holding it. What the run keeps of them (the change set, the
+    /// messages) is bounded by this.
     ///
     /// By default 8 MiB; at most 128 MiB.
     pub written_bytes: u64,
@@ -83,8 +90,9 @@ pub struct Limits {
     ///
     /// By default 20; at most 1 000.
     pub messages: u32,
-    /// Bytes of log text kept per run. Logs past it are dropped and counted;
-    /// the run goes on.
+    /// Bytes of log kept per run: each kept line counts its text and 64
+    /// bytes more for its entry (so an empty line costs 64). Lines past it
+    /// are dropped and counted; the run goes on.
     ///
     /// By default 64 KiB; at most 16 MiB.
     pub log_bytes: u64,
@@ -175,6 +183,28 @@ impl Limits {
     pub fn with_log_bytes(mut self, bytes: u64) -> Self {
         self.log_bytes = bytes;
         self
+    }
+
+    /// The most host memory a run with these limits can hold beyond its
+    /// linear memory, when the conversation's properties it starts with
+    /// total `property_bytes` (names and values,
+    /// [`Properties::byte_size`](crate::Properties::byte_size)).
+    ///
+    /// ```
+    /// use chatflow_engine::sandbox::Limits;
+    /// let bound = Limits::default().host_memory(0);
+    /// // 2 × 8 MiB + 3 × 64 KiB + 2 × 4 MiB + 10 × 64 KiB + 4 × 8 MiB + 256 KiB
+    /// assert_eq!(bound.total(), (56 << 20) + (1088 << 10));
+    /// ```
+    pub fn host_memory(&self, property_bytes: u64) -> HostMemory {
+        use super::host::{HTTP_HEADER_BYTES, INDEX_BYTES_PER_BYTE, MESSAGE_BYTES};
+        HostMemory {
+            writes: 2 * self.written_bytes,
+            logs: 3 * self.log_bytes,
+            http: 2 * self.http_response_bytes + u64::from(self.http_calls) * HTTP_HEADER_BYTES,
+            selectors: INDEX_BYTES_PER_BYTE * (property_bytes + self.written_bytes),
+            messages: MESSAGE_BYTES,
+        }
     }
 
     /// The value of one limit, as a number (milliseconds for
@@ -289,6 +319,44 @@ impl Limits {
             }
         }
         errors
+    }
+}
+
+/// The most host memory one run can hold beyond its linear memory, by what
+/// holds it, for given [`Limits`] ([`Limits::host_memory`]; the formula is
+/// in `docs/security.md`, "Host memory per run"). Every structure an import
+/// creates is counted against one of these; what is left out is a constant
+/// per run (the store, the instance, the fiber stack) and the run's linear
+/// memory itself ([`Limits::memory_bytes`] at most).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostMemory {
+    /// Property writes and removals, messages and HTTP requests: each
+    /// counts its bytes and an entry towards [`Limits::written_bytes`], so
+    /// what they keep is at most that; a request being sent is copied once
+    /// more while it is parsed. `2 × written_bytes`.
+    pub writes: u64,
+    /// Kept log lines, each counting its text and an entry towards
+    /// [`Limits::log_bytes`]; a line with bad UTF-8 is up to three times its
+    /// size while it is converted. `3 × log_bytes`.
+    pub logs: u64,
+    /// HTTP response bodies held at once (at most
+    /// [`Limits::http_response_bytes`], and up to twice that while one is
+    /// received), and each response's headers (at most 64 KiB).
+    /// `2 × http_response_bytes + http_calls × 64 KiB`.
+    pub http: u64,
+    /// The selectors' parse indexes: at most 4 bytes per byte of the
+    /// properties parsed, which are the conversation's (`property_bytes`)
+    /// and the run's own writes. `4 × (property_bytes + written_bytes)`.
+    pub selectors: u64,
+    /// The `fail` message and the last error: a fixed 256 KiB.
+    pub messages: u64,
+}
+
+impl HostMemory {
+    /// The sum of every part.
+    pub fn total(&self) -> u64 {
+        self.writes + self.logs + self.http + self.selectors + self.messages
     }
 }
 

@@ -69,7 +69,7 @@ pub mod outcome;
 
 pub use block::{CodeBlockConfig, ModuleRef};
 pub use cache::CacheStats;
-pub use limits::{LimitError, LimitKind, LimitOverrides, Limits};
+pub use limits::{HostMemory, LimitError, LimitKind, LimitOverrides, Limits};
 pub use module::{AbiProblem, CodeModule, LoadError};
 pub use outcome::{GuestMemoryError, LogEntry, LogLevel, Outcome, Output, RunError};
 

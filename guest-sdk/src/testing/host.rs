@@ -16,6 +16,12 @@ use crate::sys::{BAD_HANDLE, CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEAB
 
 /// `fail` keeps at most this many bytes of the message, as the engine does.
 const FAIL_MESSAGE_MAX: usize = 64 * 1024;
+/// What a kept log line takes from the log budget beyond its text, as in
+/// the engine.
+const LOG_LINE_OVERHEAD: u64 = 64;
+/// What a property write or removal, a message or an HTTP request takes
+/// from the written bytes beyond its own bytes, as in the engine.
+const WRITE_OVERHEAD: u64 = 128;
 /// Longest property name the engine accepts.
 const MAX_NAME_LEN: usize = 256;
 
@@ -28,6 +34,12 @@ pub(crate) struct RunState {
     pub(super) logs: Vec<LogRecord>,
     pub(super) requests: Vec<HttpRequest>,
     pub(super) responses: Vec<Reply>,
+    /// For each response, whether its body has been read in full (and so
+    /// may be released) and whether it has been released.
+    bodies: Vec<BodyState>,
+    /// Bytes of response bodies held, as the engine counts them against
+    /// its HTTP response bytes.
+    held: u64,
     pub(super) fail_message: Option<String>,
     pub(super) last_error: Option<String>,
     pub(super) written_bytes: u64,
@@ -37,6 +49,15 @@ pub(crate) struct RunState {
     pub(super) denied: Option<String>,
     /// Set by the panic hook when the block panics.
     pub(super) panic_message: Option<String>,
+}
+
+/// Where a response body stands, as in the engine: held until read in
+/// full, then released at the next `http_request`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    Unread,
+    Read,
+    Released,
 }
 
 /// The payload a limit unwinds with.
@@ -78,6 +99,8 @@ impl RunState {
             logs: Vec::new(),
             requests: Vec::new(),
             responses: Vec::new(),
+            bodies: Vec::new(),
+            held: 0,
             fail_message: None,
             last_error: None,
             written_bytes: 0,
@@ -101,7 +124,7 @@ impl RunState {
     }
 
     fn count_written(&mut self, bytes: usize) {
-        self.written_bytes += bytes as u64;
+        self.written_bytes += bytes as u64 + WRITE_OVERHEAD;
         if let Some(max) = self.host.limits.written_bytes
             && self.written_bytes > max
         {
@@ -182,6 +205,7 @@ pub(crate) fn property_remove(name: &str) -> i32 {
         if let Some(problem) = name_problem(name) {
             return run.error(INVALID, problem);
         }
+        run.count_written(name.len());
         run.changes.insert(name.to_string(), None);
         0
     })
@@ -208,7 +232,7 @@ pub(crate) fn log(level: i32, msg: &str) {
         let level = Level::from_i32(level);
         // As the engine: a line that does not fit in what is left of the
         // budget is dropped whole and counted; a later, shorter one may fit.
-        let len = msg.len() as u64;
+        let len = msg.len() as u64 + LOG_LINE_OVERHEAD;
         if let Some(max) = run.host.limits.log_bytes
             && run.log_bytes + len > max
         {
@@ -265,6 +289,24 @@ pub(crate) fn http_request(request_json: &[u8]) -> i32 {
         {
             end_run(Failure::Limit {
                 which: LimitKind::HttpCalls,
+                value: max,
+            });
+        }
+        // As the engine: the request counts towards the written bytes, the
+        // bodies read in full are released, and the bodies still held must
+        // leave room for this response.
+        run.count_written(request_json.len());
+        for (reply, state) in run.responses.iter().zip(&mut run.bodies) {
+            if *state == BodyState::Read {
+                *state = BodyState::Released;
+                run.held -= reply.body.len() as u64;
+            }
+        }
+        if let Some(max) = run.host.limits.http_response_bytes
+            && run.held >= max
+        {
+            end_run(Failure::Limit {
+                which: LimitKind::HttpResponseBytes,
                 value: max,
             });
         }
@@ -338,14 +380,16 @@ pub(crate) fn http_request(request_json: &[u8]) -> i32 {
             ReplyKind::Connection(message) => run.error(CONNECTION, format!("{shown}: {message}")),
             ReplyKind::Response => {
                 if let Some(max) = run.host.limits.http_response_bytes
-                    && reply.body.len() as u64 > max
+                    && run.held + reply.body.len() as u64 > max
                 {
                     end_run(Failure::Limit {
                         which: LimitKind::HttpResponseBytes,
                         value: max,
                     });
                 }
+                run.held += reply.body.len() as u64;
                 run.responses.push(reply);
+                run.bodies.push(BodyState::Unread);
                 (run.responses.len() - 1) as i32
             }
         }
@@ -434,7 +478,25 @@ pub(crate) fn http_response_headers(handle: i32, buf: &mut [MaybeUninit<u8>]) ->
 }
 
 pub(crate) fn http_response_body(handle: i32, buf: &mut [MaybeUninit<u8>]) -> i32 {
-    response(handle, |reply| copy_out(&reply.body, buf)).unwrap_or_else(|code| code)
+    let Ok(h) = response(handle, |_| handle as usize) else {
+        return BAD_HANDLE;
+    };
+    with(|run| {
+        if run.bodies[h] == BodyState::Released {
+            return run.error(
+                BAD_HANDLE,
+                format!(
+                    "the body of http response {handle} was read in full and released by a \
+                     later http_request"
+                ),
+            );
+        }
+        let body = &run.responses[h].body;
+        if !body.is_empty() && buf.len() >= body.len() {
+            run.bodies[h] = BodyState::Read;
+        }
+        copy_out(&run.responses[h].body, buf)
+    })
 }
 
 pub(crate) fn json_select(prop: &str, pointer: &str, buf: &mut [MaybeUninit<u8>]) -> i32 {

@@ -6,6 +6,14 @@
 //! flight the run's fiber is suspended and holds no thread. The wait is
 //! bounded by the run's wall-clock deadline and by its cancel token, on top
 //! of the policy's own timeouts.
+//!
+//! Memory: the request counts towards the run's written bytes (refused
+//! before it is copied); the response bodies a run holds at once total at
+//! most its *HTTP response bytes* (a body read in full is released at the
+//! next `http_request`, making room); a response's headers are at most
+//! [`MAX_RESPONSE_HEADER_BYTES`]. Fuel: [`REQUEST_FUEL`] per request, the
+//! request's bytes as parsed ([`PARSE_FUEL_PER_BYTE`]), the response's
+//! bytes as received ([`receive_fuel`]).
 
 use std::time::Duration;
 
@@ -13,7 +21,32 @@ use serde::Deserialize;
 use url::Url;
 use wasmtime::{Caller, Linker};
 
-use super::{CALL_FUEL, RunState, charge, code, copy_fuel, memory, put, range};
+use super::{
+    CALL_FUEL, RunState, charge, code, copy_fuel, guest_error, memory, put, range, store_fuel,
+};
+
+/// Fuel for one request on top of the call's: what the host spends on a
+/// request whatever its size (policy checks, DNS, a connection, the
+/// client's bookkeeping, the task that sends it). The worst case measured
+/// (`fuel_rate`, `http_request/get-new-connection`: a server that closes
+/// every connection, so each request opens a new one) is about 65 µs of
+/// the run's thread on loopback: a plain wasm loop's time for some 650 000
+/// units of fuel.
+pub(crate) const REQUEST_FUEL: u64 = 1_000_000;
+
+/// Fuel per byte of the request object, parsed as JSON before it is sent
+/// (a body made of `\uXXXX` escapes is the slowest to parse).
+pub(crate) const PARSE_FUEL_PER_BYTE: u64 = 8;
+
+/// The longest response header block kept (as `name: value\n` lines); a
+/// response with more fails the request with `CONNECTION`.
+pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
+
+/// Fuel for `bytes` of a response received (read from the connection,
+/// decrypted, collected in new memory): 2 per byte.
+pub(crate) fn receive_fuel(bytes: usize) -> u64 {
+    2 * bytes as u64
+}
 use crate::net::{HttpClient, Method, NetError, Request};
 use crate::sandbox::limits::LimitKind;
 use crate::sandbox::module::IMPORT_MODULE;
@@ -28,6 +61,21 @@ pub(crate) struct HttpState {
     pub(crate) denied: Option<String>,
     /// Responses, by handle.
     responses: Vec<GuestResponse>,
+    /// Bytes of the bodies in `responses` not released yet.
+    held: u64,
+}
+
+impl HttpState {
+    /// Releases the bodies the guest has read in full.
+    fn release_read_bodies(&mut self) {
+        for response in &mut self.responses {
+            if response.body_read
+                && let Some(body) = response.body.take()
+            {
+                self.held -= body.len() as u64;
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -35,7 +83,10 @@ struct GuestResponse {
     status: u16,
     /// `name: value\n` lines.
     headers: String,
-    body: Vec<u8>,
+    /// `None` once released.
+    body: Option<Vec<u8>>,
+    /// Whether the guest has copied the whole (non-empty) body.
+    body_read: bool,
 }
 
 /// The request object a guest passes to `http_request` (`docs/abi.md`).
@@ -108,30 +159,46 @@ async fn http_request(
     req_len: i32,
 ) -> wasmtime::Result<i32> {
     const F: &str = "http_request";
-    charge(&mut caller, CALL_FUEL)?;
+    charge(&mut caller, CALL_FUEL + REQUEST_FUEL)?;
     let mem = memory(&mut caller)?;
-    let (bytes, cap, client, deadline, cancel) = {
-        let (data, state) = mem.data_and_store_mut(&mut caller);
-        let req = range(F, "req_ptr/req_len", req_ptr, req_len, data.len())?;
-        state.http.calls += 1;
-        let max = state.limits.http_calls;
-        if state.http.calls > max {
-            return Err(RunError::Limit {
-                which: LimitKind::HttpCalls,
-                value: max.into(),
-            }
-            .into());
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let req = range(F, "req_ptr/req_len", req_ptr, req_len, data.len())?;
+    state.http.calls += 1;
+    let max = state.limits.http_calls;
+    if state.http.calls > max {
+        return Err(RunError::Limit {
+            which: LimitKind::HttpCalls,
+            value: max.into(),
         }
-        (
-            data[req].to_vec(),
-            state.limits.http_response_bytes,
-            state.http_client.clone(),
-            state.deadline,
-            state.cancel.clone(),
-        )
-    };
-    // The request's bytes, copied out of the guest and sent.
-    charge(&mut caller, copy_fuel(req_len as u32 as usize))?;
+        .into());
+    }
+    // The request is written out of the run: it counts like a property
+    // write, and an oversized one is refused before it is copied.
+    state.count_written(req.len())?;
+    // What the bodies held so far leave of the response budget, once the
+    // bodies already read in full are released.
+    state.http.release_read_bodies();
+    let limit = response_limit(state);
+    let cap = limit.saturating_sub(state.http.held);
+    if cap == 0 {
+        return Err(RunError::Limit {
+            which: LimitKind::HttpResponseBytes,
+            value: limit,
+        }
+        .into());
+    }
+    // Copied out of the guest, then parsed as JSON (in the task).
+    charge(
+        &mut caller,
+        store_fuel(req.len()) + PARSE_FUEL_PER_BYTE * req.len() as u64,
+    )?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
+    let (bytes, client, deadline, cancel) = (
+        data[req].to_vec(),
+        state.http_client.clone(),
+        state.deadline,
+        state.cancel.clone(),
+    );
     let send = tokio::time::timeout_at(deadline.into(), spawn_send(client, bytes, cap));
     let result = match &cancel {
         None => send.await,
@@ -142,9 +209,13 @@ async fn http_request(
     };
     let result = match result {
         Ok(Ok(Sent::Invalid(message))) => {
-            return Ok(caller.data_mut().error(code::INVALID, message));
+            return guest_error(&mut caller, code::INVALID, message);
         }
         Ok(Ok(Sent::Response(response))) => Ok(Ok(response)),
+        Ok(Ok(Sent::HeadersTooLarge)) => {
+            let message = format!("response headers are over {MAX_RESPONSE_HEADER_BYTES} bytes");
+            return guest_error(&mut caller, code::CONNECTION, message);
+        }
         Ok(Ok(Sent::Failed(err))) => Ok(Err(err)),
         Ok(Err(run_error)) => return Err(run_error.into()),
         Err(elapsed) => Err(elapsed),
@@ -165,24 +236,36 @@ async fn http_request(
                     code::DENIED
                 }
                 NetError::Timeout { .. } => code::TIMEOUT,
-                NetError::BodyTooLarge { limit, .. } => {
+                NetError::BodyTooLarge { .. } => {
+                    // Over what was left of the budget: name the run's
+                    // limit, not what was left.
                     return Err(RunError::Limit {
                         which: LimitKind::HttpResponseBytes,
-                        value: *limit,
+                        value: response_limit(state),
                     }
                     .into());
                 }
                 NetError::InvalidRequest(_) => code::INVALID,
                 _ => code::CONNECTION,
             };
-            return Ok(state.error(code, error_message(&err)));
+            return guest_error(&mut caller, code, error_message(&err));
         }
     };
     let handle = i32::try_from(state.http.responses.len()).unwrap_or(i32::MAX);
-    let received = response.headers.len() + response.body.len();
+    let received = response.headers.len() + response.body.as_ref().map_or(0, Vec::len);
+    state.http.held += response.body.as_ref().map_or(0, |b| b.len() as u64);
     state.http.responses.push(response);
-    charge(&mut caller, copy_fuel(received))?;
+    charge(&mut caller, receive_fuel(received))?;
     Ok(handle)
+}
+
+/// The most response-body bytes the run may hold at once: its *HTTP
+/// response bytes*, or the policy's cap if lower.
+fn response_limit(state: &RunState) -> u64 {
+    state
+        .limits
+        .http_response_bytes
+        .min(state.http_client.policy().max_response_bytes)
 }
 
 /// What became of a guest's request.
@@ -190,6 +273,8 @@ enum Sent {
     Response(GuestResponse),
     /// The request did not parse: the message for an `INVALID` return.
     Invalid(String),
+    /// The response's headers are over [`MAX_RESPONSE_HEADER_BYTES`].
+    HeadersTooLarge,
     Failed(NetError),
 }
 
@@ -214,9 +299,12 @@ async fn spawn_send(client: HttpClient, bytes: Vec<u8>, cap: u64) -> Result<Sent
     // never moved around on the fiber stack.
     let mut task = AbortOnDrop(tokio::spawn(async move {
         Box::pin(async move {
-            match build_request(&bytes, cap) {
+            let request = build_request(&bytes, cap);
+            drop(bytes);
+            match request {
                 Ok(request) => match send(&client, request).await {
-                    Ok(response) => Sent::Response(response),
+                    Ok(Some(response)) => Sent::Response(response),
+                    Ok(None) => Sent::HeadersTooLarge,
                     Err(err) => Sent::Failed(err),
                 },
                 Err(message) => Sent::Invalid(message),
@@ -234,8 +322,9 @@ async fn spawn_send(client: HttpClient, bytes: Vec<u8>, cap: u64) -> Result<Sent
     }
 }
 
-/// Sends and renders the response for the guest.
-async fn send(client: &HttpClient, request: Request) -> Result<GuestResponse, NetError> {
+/// Sends and renders the response for the guest; `None` if its headers
+/// are over [`MAX_RESPONSE_HEADER_BYTES`].
+async fn send(client: &HttpClient, request: Request) -> Result<Option<GuestResponse>, NetError> {
     let response = client.send(request).await?;
     let mut headers = String::new();
     for (name, value) in &response.headers {
@@ -243,12 +332,16 @@ async fn send(client: &HttpClient, request: Request) -> Result<GuestResponse, Ne
         headers.push_str(": ");
         headers.push_str(&String::from_utf8_lossy(value.as_bytes()));
         headers.push('\n');
+        if headers.len() > MAX_RESPONSE_HEADER_BYTES {
+            return Ok(None);
+        }
     }
-    Ok(GuestResponse {
+    Ok(Some(GuestResponse {
         status: response.status.as_u16(),
         headers,
-        body: response.body,
-    })
+        body: Some(response.body),
+        body_read: false,
+    }))
 }
 
 /// The message a guest reads with `last_error`: the error and its causes
@@ -264,25 +357,23 @@ fn error_message(err: &NetError) -> String {
     message
 }
 
-fn response(state: &mut RunState, handle: i32) -> Result<&GuestResponse, i32> {
+/// The response with `handle`, or the message for a `BAD_HANDLE` return.
+fn response(state: &mut RunState, handle: i32) -> Result<&mut GuestResponse, String> {
     match usize::try_from(handle)
         .ok()
-        .and_then(|h| state.http.responses.get(h))
+        .filter(|&h| h < state.http.responses.len())
     {
-        Some(_) => Ok(&state.http.responses[handle as usize]),
-        None => Err(state.error(
-            code::BAD_HANDLE,
-            format!("no http response with handle {handle}"),
-        )),
+        Some(h) => Ok(&mut state.http.responses[h]),
+        None => Err(format!("no http response with handle {handle}")),
     }
 }
 
 fn http_response_status(mut caller: Caller<'_, RunState>, handle: i32) -> wasmtime::Result<i32> {
     charge(&mut caller, CALL_FUEL)?;
-    Ok(match response(caller.data_mut(), handle) {
-        Ok(response) => i32::from(response.status),
-        Err(code) => code,
-    })
+    match response(caller.data_mut(), handle) {
+        Ok(response) => Ok(i32::from(response.status)),
+        Err(message) => guest_error(&mut caller, code::BAD_HANDLE, message),
+    }
 }
 
 fn http_response_headers(
@@ -297,7 +388,7 @@ fn http_response_headers(
         handle,
         buf_ptr,
         buf_cap,
-        |r| r.headers.as_bytes(),
+        Part::Headers,
     )
 }
 
@@ -313,8 +404,15 @@ fn http_response_body(
         handle,
         buf_ptr,
         buf_cap,
-        |r| &r.body,
+        Part::Body,
     )
+}
+
+/// Which part of a response a reader copies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Headers,
+    Body,
 }
 
 fn read_response(
@@ -323,7 +421,7 @@ fn read_response(
     handle: i32,
     buf_ptr: i32,
     buf_cap: i32,
-    part: fn(&GuestResponse) -> &[u8],
+    part: Part,
 ) -> wasmtime::Result<i32> {
     charge(caller, CALL_FUEL)?;
     let mem = memory(caller)?;
@@ -331,9 +429,25 @@ fn read_response(
     let buf = range(import, "buf_ptr/buf_cap", buf_ptr, buf_cap, data.len())?;
     let response = match response(state, handle) {
         Ok(response) => response,
-        Err(code) => return Ok(code),
+        Err(message) => return guest_error(caller, code::BAD_HANDLE, message),
     };
-    let (len, copied) = put(&mut data[buf], part(response));
+    let bytes = match part {
+        Part::Headers => response.headers.as_bytes(),
+        Part::Body => match &response.body {
+            Some(body) => body,
+            None => {
+                let message = format!(
+                    "the body of http response {handle} was read in full and released \
+                     by a later http_request"
+                );
+                return guest_error(caller, code::BAD_HANDLE, message);
+            }
+        },
+    };
+    let (len, copied) = put(&mut data[buf], bytes);
+    if part == Part::Body && copied > 0 && copied == bytes.len() {
+        response.body_read = true;
+    }
     charge(caller, copy_fuel(copied))?;
     Ok(len)
 }

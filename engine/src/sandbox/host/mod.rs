@@ -3,11 +3,20 @@
 //!
 //! Every import follows the same steps: charge the call's base fuel,
 //! bounds-check every `(ptr, len)` argument against the guest's memory
-//! (`range`), do the work, charge fuel for the bytes copied. A limit hit
-//! ends the run by returning a [`RunError`] as the import's error, which
-//! wasmtime turns into a trap and [`Sandbox::run`](super::Sandbox::run)
-//! downcasts back. Conditions a guest can handle are negative return codes
-//! ([`code`]) with a message for `last_error`.
+//! (`range`), check the limits that cost nothing to check, charge fuel for
+//! the work about to be done (bytes scanned, validated, parsed), do it, and
+//! charge for the bytes copied. A limit hit ends the run by returning a
+//! [`RunError`] as the import's error, which wasmtime turns into a trap and
+//! [`Sandbox::run`](super::Sandbox::run) downcasts back. Conditions a guest
+//! can handle are negative return codes ([`code`]) with a message for
+//! `last_error`.
+//!
+//! The fuel rates below are set from the `fuel_rate` bench
+//! (`docs/benchmarks.md`): a guest calling any import in a loop, with the
+//! worst arguments found, must not get host work cheaper per unit of fuel
+//! than about half what plain wasm gets. What each import holds in host
+//! memory is counted against the run's limits (`docs/security.md`, "Host
+//! memory per run").
 
 use std::ops::Range;
 use std::time::Instant;
@@ -49,15 +58,111 @@ pub mod code {
     pub const BAD_HANDLE: i32 = -7;
 }
 
-/// Fuel charged for any import call.
-pub(crate) const CALL_FUEL: u64 = 100;
+/// Fuel charged for any import call: the call into the host and back,
+/// with the watchdog's wall-time and cancellation check at its return
+/// (about 25 ns, what a plain wasm loop does with some 250 units of fuel;
+/// the `fuel_rate` bench, `docs/benchmarks.md`).
+pub(crate) const CALL_FUEL: u64 = 250;
 
 /// Longest `fail` message kept, in bytes.
 pub(crate) const MAX_FAIL_MESSAGE: usize = 64 * 1024;
 
+/// Longest `last_error` message kept, in bytes: messages that quote guest
+/// input (a name, a path) are cut there.
+pub(crate) const MAX_ERROR_MESSAGE: usize = 1024;
+
+/// What a kept log line takes from the run's log budget beyond its text:
+/// the host's entry for it, so that empty lines are not free.
+pub(crate) const LOG_LINE_OVERHEAD: u64 = 64;
+
+/// What a property write or removal, a message or an HTTP request takes
+/// from the run's written-bytes budget beyond its own bytes: the host's
+/// entry for it (a change-set node, a message slot).
+pub(crate) const WRITE_OVERHEAD: u64 = 128;
+
+/// Fuel for an import call that records an error message for
+/// `last_error` (formatting it, allocating it), on top of the call's.
+pub(crate) const ERROR_FUEL: u64 = 1_000;
+
+/// What [`HostMemory`](super::limits::HostMemory) counts for a response's
+/// headers: [`http::MAX_RESPONSE_HEADER_BYTES`].
+pub(crate) const HTTP_HEADER_BYTES: u64 = http::MAX_RESPONSE_HEADER_BYTES as u64;
+
+/// The most bytes of index the selectors keep per byte of a property they
+/// parsed: JSON's or XML's, whichever is more (a property is one or the
+/// other, and each has at most one index).
+pub(crate) const INDEX_BYTES_PER_BYTE: u64 =
+    if parse::json::INDEX_BYTES_PER_TEXT_BYTE > parse::xml::INDEX_BYTES_PER_TEXT_BYTE {
+        parse::json::INDEX_BYTES_PER_TEXT_BYTE as u64
+    } else {
+        parse::xml::INDEX_BYTES_PER_TEXT_BYTE as u64
+    };
+
+/// What [`HostMemory`](super::limits::HostMemory) counts for the `fail`
+/// message (kept: 64 KiB; while bad bytes are replaced: up to 192 KiB) and
+/// the last error (1 KiB): 256 KiB.
+pub(crate) const MESSAGE_BYTES: u64 = 256 * 1024;
+
 /// Fuel for copying `bytes` between host and guest: 1 per 8 bytes, rounded up.
 pub(crate) fn copy_fuel(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(8)
+}
+
+/// Fuel for keeping `bytes` in new host memory (a property value, a
+/// message, a log line, a request): 2 per byte. Most of the cost is the
+/// allocation's fresh pages, which the kernel faults in and zeroes.
+pub(crate) fn store_fuel(bytes: usize) -> u64 {
+    2 * bytes as u64
+}
+
+/// The host memory a write of `bytes` keeps: the bytes and the entry
+/// holding them ([`WRITE_OVERHEAD`]); what [`store_fuel`] is charged on.
+pub(crate) fn kept(bytes: usize) -> usize {
+    bytes + WRITE_OVERHEAD as usize
+}
+
+/// Fuel for validating `bytes` of guest input as UTF-8: 2 per byte (text
+/// mixing 1- to 4-byte characters, the slowest to validate).
+pub(crate) fn scan_fuel(bytes: usize) -> u64 {
+    2 * bytes as u64
+}
+
+/// Extra fuel for replacing the bad bytes of `bytes` of input that is not
+/// valid UTF-8 with U+FFFD (`log`, `fail`): 16 per byte, each bad byte
+/// costing a replacement.
+pub(crate) fn lossy_fuel(bytes: usize) -> u64 {
+    16 * bytes as u64
+}
+
+/// Fuel for finding a property of `name_len` bytes among `entries`
+/// (the snapshot's properties and the run's writes), or inserting it: each
+/// of the about log2(entries) levels of the B-tree walked costs a cache
+/// miss and a few name comparisons.
+pub(crate) fn lookup_fuel(name_len: usize, entries: usize) -> u64 {
+    let levels = u64::from(usize::BITS - (entries + 2).leading_zeros());
+    (64 + name_len as u64 / 4) * levels
+}
+
+/// `text` as a quoted string for an error message, cut after 64
+/// characters (with `…`), so a message quoting guest input stays short.
+pub(crate) fn quoted(text: &str) -> String {
+    const SHOWN: usize = 64;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+    }
+}
+
+/// `message` cut to at most `max` bytes, at a character boundary.
+pub(crate) fn truncated(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut cut = max;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    message
 }
 
 /// Everything one run owns: the store's data.
@@ -118,21 +223,35 @@ impl RunState {
         }
     }
 
-    /// Records `message` for `last_error` and returns `code`.
+    /// Records `message` for `last_error` (cut to [`MAX_ERROR_MESSAGE`]
+    /// bytes) and returns `code`.
     pub(crate) fn error(&mut self, code: i32, message: impl Into<String>) -> i32 {
-        self.last_error = Some(message.into());
+        self.last_error = Some(truncated(message.into(), MAX_ERROR_MESSAGE));
         code
     }
 
-    /// Counts `bytes` towards the run's total written bytes.
-    pub(crate) fn count_written(&mut self, bytes: usize) -> Result<(), RunError> {
-        self.written = self.written.saturating_add(bytes as u64);
-        if self.written > self.limits.written_bytes {
+    /// Checks that a write of `bytes` (plus [`WRITE_OVERHEAD`]) fits in what
+    /// is left of the run's written bytes, without counting it: lets an
+    /// import refuse an oversized write before scanning it.
+    pub(crate) fn check_written(&self, bytes: usize) -> Result<(), RunError> {
+        let total = self
+            .written
+            .saturating_add(bytes as u64)
+            .saturating_add(WRITE_OVERHEAD);
+        if total > self.limits.written_bytes {
             return Err(RunError::Limit {
                 which: LimitKind::WrittenBytes,
                 value: self.limits.written_bytes,
             });
         }
+        Ok(())
+    }
+
+    /// Counts a write of `bytes` (plus [`WRITE_OVERHEAD`]) towards the
+    /// run's written bytes; over the limit ends the run.
+    pub(crate) fn count_written(&mut self, bytes: usize) -> Result<(), RunError> {
+        self.check_written(bytes)?;
+        self.written += bytes as u64 + WRITE_OVERHEAD;
         Ok(())
     }
 }
@@ -201,6 +320,34 @@ pub(crate) fn charge(caller: &mut Caller<'_, RunState>, fuel: u64) -> wasmtime::
     }
     caller.set_fuel(left - fuel)?;
     Ok(())
+}
+
+/// Records an error for `last_error` (charging [`ERROR_FUEL`]) and returns
+/// `code`, the import's return value.
+pub(crate) fn guest_error(
+    caller: &mut Caller<'_, RunState>,
+    code: i32,
+    message: impl Into<String>,
+) -> wasmtime::Result<i32> {
+    charge(caller, ERROR_FUEL)?;
+    Ok(caller.data_mut().error(code, message))
+}
+
+/// Text from guest bytes, bad UTF-8 replaced with U+FFFD, charging
+/// [`scan_fuel`] and [`store_fuel`] for the check and the copy, and
+/// [`lossy_fuel`] on top if there is anything to replace, each before the
+/// work. Used where the ABI accepts any bytes (`log`, `fail`).
+pub(crate) fn lossy_text(
+    caller: &mut Caller<'_, RunState>,
+    mem: Memory,
+    bytes: Range<usize>,
+) -> wasmtime::Result<String> {
+    charge(caller, scan_fuel(bytes.len()) + store_fuel(bytes.len()))?;
+    if let Ok(text) = std::str::from_utf8(&mem.data(&*caller)[bytes.clone()]) {
+        return Ok(text.to_string());
+    }
+    charge(caller, lossy_fuel(bytes.len()))?;
+    Ok(String::from_utf8_lossy(&mem.data(&*caller)[bytes]).into_owned())
 }
 
 /// The guest's exported memory.
@@ -316,5 +463,27 @@ mod tests {
         assert_eq!(copy_fuel(1), 1);
         assert_eq!(copy_fuel(8), 1);
         assert_eq!(copy_fuel(9), 2);
+        assert_eq!(scan_fuel(3), 6);
+        assert_eq!(store_fuel(3), 6);
+        assert_eq!(lossy_fuel(3), 48);
+    }
+
+    #[test]
+    fn lookups_cost_more_in_bigger_maps() {
+        assert_eq!(lookup_fuel(0, 0), 64 * 2);
+        assert_eq!(lookup_fuel(8, 1), 66 * 2);
+        assert_eq!(lookup_fuel(0, 100_000), 64 * 17);
+        assert_eq!(lookup_fuel(256, 1_000_000), 128 * 20);
+    }
+
+    #[test]
+    fn messages_stay_short() {
+        assert_eq!(quoted("a\"b"), r#""a\"b""#);
+        let long = "é".repeat(100);
+        let shown = quoted(&long);
+        assert_eq!(shown, format!("{:?}…", "é".repeat(64)));
+        assert_eq!(truncated("héllo".into(), 2), "h");
+        assert_eq!(truncated("héllo".into(), 3), "hé");
+        assert_eq!(truncated("hello".into(), 10), "hello");
     }
 }

@@ -1,11 +1,22 @@
 //! `property_get`, `property_set`, `property_remove`: the run reads the
 //! conversation's snapshot through its own pending writes, and its writes go
 //! to a change set committed only if the run succeeds.
+//!
+//! Fuel, besides the call's, charged before the work: the name and value
+//! validated ([`scan_fuel`]), the lookup or insertion ([`lookup_fuel`]), the
+//! bytes kept ([`store_fuel`]); and after it, the bytes copied to the guest
+//! ([`copy_fuel`]).
+//! Memory: every write or removal counts its name, its value and
+//! [`WRITE_OVERHEAD`](super::WRITE_OVERHEAD) towards the run's written
+//! bytes, so the change set stays within that limit.
 
 use wasmtime::{Caller, Linker};
 
-use super::{CALL_FUEL, RunState, charge, code, copy_fuel, memory, put, range};
-use crate::properties::validate_name;
+use super::{
+    CALL_FUEL, RunState, charge, code, copy_fuel, guest_error, kept, lookup_fuel, memory, put,
+    quoted, range, scan_fuel, store_fuel,
+};
+use crate::properties::{MAX_NAME_LEN, NameError, validate_name};
 use crate::sandbox::limits::LimitKind;
 use crate::sandbox::module::IMPORT_MODULE;
 use crate::sandbox::outcome::RunError;
@@ -15,6 +26,11 @@ pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
     linker.func_wrap(IMPORT_MODULE, "property_set", property_set)?;
     linker.func_wrap(IMPORT_MODULE, "property_remove", property_remove)?;
     Ok(())
+}
+
+/// Properties the run can see: the snapshot's and its own writes.
+fn entries(state: &RunState) -> usize {
+    state.props.len() + state.changes.len()
 }
 
 fn property_get(
@@ -30,16 +46,31 @@ fn property_get(
     let (data, state) = mem.data_and_store_mut(&mut caller);
     let name = range(F, "name_ptr/name_len", name_ptr, name_len, data.len())?;
     let buf = range(F, "buf_ptr/buf_cap", buf_ptr, buf_cap, data.len())?;
+    let work = scan_fuel(name.len()) + lookup_fuel(name.len(), entries(state));
+    charge(&mut caller, work)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
     let Ok(name) = std::str::from_utf8(&data[name]) else {
-        return Ok(state.error(code::INVALID, "property name is not UTF-8"));
+        return guest_error(&mut caller, code::INVALID, "property name is not UTF-8");
     };
     let Some(value) = state.changes.read(&state.props, name) else {
-        let message = format!("property {name:?} is not set");
-        return Ok(state.error(code::NOT_FOUND, message));
+        let message = format!("property {} is not set", quoted(name));
+        return guest_error(&mut caller, code::NOT_FOUND, message);
     };
     let (len, copied) = put(&mut data[buf], value.as_bytes());
     charge(&mut caller, copy_fuel(copied))?;
     Ok(len)
+}
+
+/// The message for a name longer than any valid one, which is refused
+/// before it is scanned.
+fn too_long(len: usize) -> Option<String> {
+    (len > MAX_NAME_LEN).then(|| {
+        NameError::TooLong {
+            len,
+            max: MAX_NAME_LEN,
+        }
+        .to_string()
+    })
 }
 
 fn property_set(
@@ -63,21 +94,28 @@ fn property_set(
         }
         .into());
     }
-    let copied = name.len() + value.len();
+    if let Some(message) = too_long(name.len()) {
+        return guest_error(&mut caller, code::INVALID, message);
+    }
+    let bytes = name.len() + value.len();
+    state.check_written(bytes)?;
+    // Charged before the work, even if the name or value turns out bad.
+    let work = scan_fuel(bytes) + lookup_fuel(name.len(), entries(state)) + store_fuel(kept(bytes));
+    charge(&mut caller, work)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
     let Ok(name) = std::str::from_utf8(&data[name]) else {
-        return Ok(state.error(code::INVALID, "property name is not UTF-8"));
+        return guest_error(&mut caller, code::INVALID, "property name is not UTF-8");
     };
     if let Err(err) = validate_name(name) {
-        return Ok(state.error(code::INVALID, err.to_string()));
+        return guest_error(&mut caller, code::INVALID, err.to_string());
     }
     let Ok(value) = std::str::from_utf8(&data[value]) else {
-        let message = format!("value of property {name:?} is not UTF-8");
-        return Ok(state.error(code::INVALID, message));
+        let message = format!("value of property {} is not UTF-8", quoted(name));
+        return guest_error(&mut caller, code::INVALID, message);
     };
-    state.count_written(copied)?;
+    state.count_written(bytes)?;
     state.parse.forget(name);
     state.changes.set(name, value);
-    charge(&mut caller, copy_fuel(copied))?;
     Ok(0)
 }
 
@@ -91,16 +129,22 @@ fn property_remove(
     let mem = memory(&mut caller)?;
     let (data, state) = mem.data_and_store_mut(&mut caller);
     let name = range(F, "name_ptr/name_len", name_ptr, name_len, data.len())?;
-    let copied = name.len();
+    if let Some(message) = too_long(name.len()) {
+        return guest_error(&mut caller, code::INVALID, message);
+    }
+    let bytes = name.len();
+    state.check_written(bytes)?;
+    let work = scan_fuel(bytes) + lookup_fuel(bytes, entries(state)) + store_fuel(kept(bytes));
+    charge(&mut caller, work)?;
+    let (data, state) = mem.data_and_store_mut(&mut caller);
     let Ok(name) = std::str::from_utf8(&data[name]) else {
-        return Ok(state.error(code::INVALID, "property name is not UTF-8"));
+        return guest_error(&mut caller, code::INVALID, "property name is not UTF-8");
     };
     if let Err(err) = validate_name(name) {
-        return Ok(state.error(code::INVALID, err.to_string()));
+        return guest_error(&mut caller, code::INVALID, err.to_string());
     }
-    state.count_written(copied)?;
+    state.count_written(bytes)?;
     state.parse.forget(name);
     state.changes.remove(name);
-    charge(&mut caller, copy_fuel(copied))?;
     Ok(0)
 }

@@ -338,7 +338,8 @@ async fn log_flood_is_dropped_and_counted() {
                (br_if $l (i32.lt_u (local.get $i) (i32.const 10000))))
              (i32.const 0))"#,
     );
-    let limits = sb.default_limits().with_log_bytes(100);
+    // Each 10-byte line takes 10 + 64 bytes of the budget.
+    let limits = sb.default_limits().with_log_bytes(740);
     let outcome = sb.run(&module, &Properties::new(), &limits).await;
     assert_eq!(outcome.logs.len(), 10);
     assert_eq!(outcome.logs_dropped, 9_990);

@@ -9,6 +9,8 @@ use chatflow_engine::sandbox::{CodeModule, Outcome, RunError, Sandbox, SandboxCo
 mod abi;
 mod cache;
 mod concurrency;
+mod fuel;
+mod host_memory;
 mod hostile;
 mod http;
 mod load;

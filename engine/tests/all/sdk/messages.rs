@@ -55,13 +55,19 @@ async fn logs_over_the_budget_are_dropped_and_counted() {
     let limits = sb.default_limits().with_log_bytes(2_000);
     let p = props([("count", "1"), ("log_lines", "100")]);
     let outcome = run_with(&sb, SDK_MESSAGES, &p, &limits).await;
-    let kept: u64 = outcome.logs.iter().map(|l| l.message.len() as u64).sum();
+    // Each line takes its bytes and 64 more of the budget.
+    let kept: u64 = outcome
+        .logs
+        .iter()
+        .map(|l| l.message.len() as u64 + 64)
+        .sum();
     assert!(kept <= 2_000, "{kept}");
     assert_eq!(outcome.logs.len() as u64 + outcome.logs_dropped, 104);
-    // 38 bytes of short lines, then 19 of the 100-byte lines fit: exactly
-    // what the native test host keeps (test-guests/tests/native.rs).
-    assert_eq!(outcome.logs.len(), 4 + 19);
-    assert_eq!(outcome.logs_dropped, 81);
+    // 38 bytes of short lines (294 with their entries), then 10 of the
+    // 100-byte lines (164 each) fit: exactly what the native test host
+    // keeps (test-guests/tests/native.rs).
+    assert_eq!(outcome.logs.len(), 4 + 10);
+    assert_eq!(outcome.logs_dropped, 90);
     assert_eq!(outcome.logs[0].message, "debug line");
     assert!(
         outcome.logs[4..]
