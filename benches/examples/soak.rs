@@ -45,6 +45,8 @@ const IN_FLIGHT: usize = 64;
 const WARM_UP: usize = 3_000;
 /// Set to override `SandboxConfig::linear_memory_keep_resident` (bytes).
 const KEEP_RESIDENT: &str = "CHATFLOW_SOAK_KEEP_RESIDENT";
+/// Set to override `SandboxConfig::max_unused_warm_slots`.
+const WARM_SLOTS: &str = "CHATFLOW_SOAK_WARM_SLOTS";
 
 const IMPORTS: &str = r#"
   (import "chatflow" "property_set" (func $property_set (param i32 i32 i32 i32) (result i32)))
@@ -222,6 +224,16 @@ fn status_mib(field: &str) -> f64 {
 }
 
 fn main() -> Result<()> {
+    // What the `chatflow` binary does at start (crates/cli/src/main.rs):
+    // glibc's mmap threshold fixed at its initial 128 KiB, unless the
+    // environment sets it.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: sets an allocator parameter, before any thread exists.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
     let runs: usize = match std::env::args().nth(1) {
         Some(n) => n.parse().context("RUNS")?,
         None => 10_000,
@@ -246,6 +258,14 @@ fn main() -> Result<()> {
                 .parse()
                 .context(KEEP_RESIDENT)?;
             config = config.with_linear_memory_keep_resident(bytes);
+        }
+        if let Some(slots) = std::env::var_os(WARM_SLOTS) {
+            let slots = slots
+                .to_str()
+                .unwrap_or_default()
+                .parse()
+                .context(WARM_SLOTS)?;
+            config = config.with_max_unused_warm_slots(slots);
         }
         anyhow::Ok(Sandbox::new(config, http)?)
     })?;
