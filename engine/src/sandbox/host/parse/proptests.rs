@@ -559,6 +559,8 @@ fn edge_cases_agree_with_the_reference() {
         ("<a/b>t</a/b>", "/a"),
         // A DOCTYPE inside the root element (also `select`).
         ("<r>x<!DOCTYPE r [<!ENTITY e \"E\">]>y</r>", "/r"),
+        // An attribute quick-xml names `=p:id` (also `select`).
+        ("<r><a =p:id=\"2\"/></r>", "/r/a@id"),
     ];
     for (text, path) in xml {
         check_xml(text, &[path.to_string()]).unwrap();

@@ -398,6 +398,10 @@ fn xml_element(start: &BytesStart<'_>) -> Option<XmlElement> {
     let mut attributes = Vec::new();
     for attr in start.attributes() {
         let attr = attr.ok()?;
+        // No XML name has a `=` (quick-xml reads `<a =x="1">` as `=x`).
+        if attr.key.0.contains('=') {
+            return None;
+        }
         let value = attr.normalized_value(XmlVersion::Implicit1_0).ok()?;
         attributes.push((attr.key.0.to_string(), value.into_owned()));
     }

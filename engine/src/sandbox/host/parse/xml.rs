@@ -779,6 +779,14 @@ fn check_attributes(
         attr.normalized_value(XmlVersion::Implicit1_0)
             .map_err(|e| short(e.to_string()))?;
         let key = attr.key.0;
+        // quick-xml reads `<a =x="1">` as an attribute named `=x`, which
+        // the attribute step's own scan of the tag would read differently.
+        if key.contains('=') {
+            return Err(short(format!(
+                "attribute name {} contains '='",
+                quoted(key)
+            )));
+        }
         keys.push((0, offset(text, key)?, key.len() as u32));
     }
     let key = |&(_, at, len): &(u64, u32, u32)| &text[at as usize..(at + len) as usize];
@@ -917,6 +925,10 @@ line2</note>
             // internal subset ended up in the element's text.
             "<r>x<!DOCTYPE r [<!ENTITY e \"E\">]>y</r>",
             "<r/><!DOCTYPE r>",
+            // And an attribute quick-xml names `=p:id`, which `/r/a@id`
+            // selected in the reference and missed in the host.
+            "<r><a =p:id=\"2\"/></r>",
+            "<a x='1'=y='2'/>",
         ] {
             assert!(XmlDoc::parse(not_xml).is_err(), "{not_xml:?}");
         }
