@@ -56,16 +56,25 @@ fn log(
     let mem = memory(&mut caller)?;
     let (data, state) = mem.data_and_store_mut(&mut caller);
     let msg = range(F, "msg_ptr/msg_len", msg_ptr, msg_len, data.len())?;
-    let len = msg.len() as u64;
+    let copied = msg.len();
+    // The text kept is never shorter than the guest's bytes (U+FFFD, three
+    // bytes, replaces one to three bad ones): a line over the budget is
+    // dropped before converting it, so the conversion is bounded by three
+    // times the budget; then what is counted is what is kept.
+    if state.log_bytes + copied as u64 > state.limits.log_bytes {
+        state.logs_dropped += 1;
+        return Ok(());
+    }
+    let message = String::from_utf8_lossy(&data[msg]).into_owned();
+    let len = message.len() as u64;
     if state.log_bytes + len > state.limits.log_bytes {
         state.logs_dropped += 1;
         return Ok(());
     }
     state.log_bytes += len;
-    let copied = msg.len();
     state.logs.push(LogEntry {
         level: LogLevel::from_raw(level),
-        message: String::from_utf8_lossy(&data[msg]).into_owned(),
+        message,
     });
     charge(&mut caller, copy_fuel(copied))?;
     Ok(())
