@@ -324,6 +324,34 @@ async fn too_many_messages() {
     assert_eq!(output.messages, vec!["hi"; 4]);
 }
 
+/// Found by the `host_abi` fuzz target: a line of invalid UTF-8 is kept
+/// with U+FFFD for each bad byte (three bytes for one), so counting the
+/// guest's bytes kept up to three times the log limit.
+#[tokio::test]
+async fn invalid_utf8_logs_count_what_is_kept() {
+    let sb = sandbox();
+    let module = load(
+        &sb,
+        r#"(data (i32.const 0) "\ff\ff\ff\ff\ff\ff\ff\ff\ff\ff")
+           (func (export "chatflow_run") (result i32)
+             (local $i i32)
+             (loop $l
+               (call $log (i32.const 1) (i32.const 0) (i32.const 10))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 10))))
+             (i32.const 0))"#,
+    );
+    let limits = sb.default_limits().with_log_bytes(300);
+    let outcome = sb.run(&module, &Properties::new(), &limits).await;
+    // Each line keeps ten U+FFFD, 30 bytes, plus the entry's 64: three fit
+    // in 300 (counting the guest's 10 bytes instead, four would).
+    assert_eq!(outcome.logs.len(), 3);
+    assert_eq!(outcome.logs_dropped, 7);
+    assert_eq!(outcome.logs[0].message, "\u{fffd}".repeat(10));
+    let kept: usize = outcome.logs.iter().map(|l| l.message.len() + 64).sum();
+    assert!(kept <= 300, "{kept} bytes of logs kept");
+}
+
 #[tokio::test]
 async fn log_flood_is_dropped_and_counted() {
     let sb = sandbox();

@@ -553,6 +553,14 @@ fn edge_cases_agree_with_the_reference() {
         ("<r>a<!--c-->b<?p?>c</r>", "/r"),
         ("<!DOCTYPE r><r>&e;&#65;</r>", "/r"),
         ("<r x='a&#10;b\tc'/>", "/r@x"),
+        // Found by the `select` fuzz target (names with a `/`).
+        ("<r//>", "/r"),
+        ("<r/G<r/>", "/r"),
+        ("<a/b>t</a/b>", "/a"),
+        // A DOCTYPE inside the root element (also `select`).
+        ("<r>x<!DOCTYPE r [<!ENTITY e \"E\">]>y</r>", "/r"),
+        // An attribute quick-xml names `=p:id` (also `select`).
+        ("<r><a =p:id=\"2\"/></r>", "/r/a@id"),
     ];
     for (text, path) in xml {
         check_xml(text, &[path.to_string()]).unwrap();

@@ -390,9 +390,18 @@ fn normalize_line_endings(s: &str) -> String {
 }
 
 fn xml_element(start: &BytesStart<'_>) -> Option<XmlElement> {
+    // No XML name has a `/` (quick-xml would read `<r//>` as an element
+    // named `r/`).
+    if start.name().0.contains('/') {
+        return None;
+    }
     let mut attributes = Vec::new();
     for attr in start.attributes() {
         let attr = attr.ok()?;
+        // No XML name has a `=` (quick-xml reads `<a =x="1">` as `=x`).
+        if attr.key.0.contains('=') {
+            return None;
+        }
         let value = attr.normalized_value(XmlVersion::Implicit1_0).ok()?;
         attributes.push((attr.key.0.to_string(), value.into_owned()));
     }
@@ -464,6 +473,8 @@ fn parse_xml(text: &str) -> Option<XmlElement> {
                 let parent = open.last_mut()?;
                 parent.children.push(XmlNode::Text(resolved));
             }
+            // A DOCTYPE belongs before the root element.
+            Event::DocType(_) if root.is_some() || !open.is_empty() => return None,
             Event::DocType(_) => doctype = true,
             Event::Eof => break,
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}

@@ -351,6 +351,7 @@ impl XmlDoc {
                     return Err("more than one root element".into());
                 }
                 Event::Start(start) => {
+                    check_name(&start)?;
                     check_attributes(text, &start, &hasher, &mut keys)?;
                     let id = elements.len() as u32;
                     elements.push(Element {
@@ -362,6 +363,7 @@ impl XmlDoc {
                     seen_root = true;
                 }
                 Event::Empty(start) => {
+                    check_name(&start)?;
                     check_attributes(text, &start, &hasher, &mut keys)?;
                     let id = elements.len() as u32;
                     elements.push(Element {
@@ -405,6 +407,12 @@ impl XmlDoc {
                     }
                 }
                 Event::Eof => break,
+                // quick-xml reads a DOCTYPE anywhere; XML allows one only
+                // before the root element (inside it, its text would be
+                // taken for the element's).
+                Event::DocType(_) if seen_root => {
+                    return Err("DOCTYPE after the root element's start".into());
+                }
                 Event::DocType(_) => has_doctype = true,
                 Event::CData(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
             }
@@ -743,6 +751,18 @@ fn start_tag_end(tag: &[u8]) -> Option<usize> {
     None
 }
 
+/// Refuses an element name with a `/` (no XML name has one): quick-xml
+/// takes everything up to the first whitespace for the name, so `<r//>`
+/// would be an element named `r/`, and `<a/b>` one named `a/b`, which the
+/// path steps, matched in the text up to a `/`, would take for `r` and `a`.
+fn check_name(start: &BytesStart<'_>) -> Result<(), String> {
+    let name = start.name().0;
+    if name.contains('/') {
+        return Err(short(format!("element name {} contains '/'", quoted(name))));
+    }
+    Ok(())
+}
+
 /// Checks a start tag's attributes: syntax, values (references), and no
 /// name twice. quick-xml's own duplicate check hashes names with a fixed
 /// key; this one uses a per-parse random key, so no document can make it
@@ -759,6 +779,14 @@ fn check_attributes(
         attr.normalized_value(XmlVersion::Implicit1_0)
             .map_err(|e| short(e.to_string()))?;
         let key = attr.key.0;
+        // quick-xml reads `<a =x="1">` as an attribute named `=x`, which
+        // the attribute step's own scan of the tag would read differently.
+        if key.contains('=') {
+            return Err(short(format!(
+                "attribute name {} contains '='",
+                quoted(key)
+            )));
+        }
         keys.push((0, offset(text, key)?, key.len() as u32));
     }
     let key = |&(_, at, len): &(u64, u32, u32)| &text[at as usize..(at + len) as usize];
@@ -888,6 +916,19 @@ line2</note>
             "<a>&nbsp;</a>",
             "<a x='&nbsp;'/>",
             "</a>",
+            // Found by the `select` fuzz target: quick-xml reads these as
+            // elements named `r/` and `r/G<r`, which `/r` selected.
+            "<r//>",
+            "<r/G<r/>",
+            "<a/b></a/b>",
+            // Also found by `select`: a DOCTYPE inside the root, whose
+            // internal subset ended up in the element's text.
+            "<r>x<!DOCTYPE r [<!ENTITY e \"E\">]>y</r>",
+            "<r/><!DOCTYPE r>",
+            // And an attribute quick-xml names `=p:id`, which `/r/a@id`
+            // selected in the reference and missed in the host.
+            "<r><a =p:id=\"2\"/></r>",
+            "<a x='1'=y='2'/>",
         ] {
             assert!(XmlDoc::parse(not_xml).is_err(), "{not_xml:?}");
         }
