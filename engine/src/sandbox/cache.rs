@@ -45,10 +45,10 @@ use super::{ConfigError, SandboxConfig};
 
 const ARTIFACT_MAGIC: &[u8; 8] = b"CFCWASM1";
 const KEY_FILE: &str = "key";
-/// Distinguishes the temporary key files of sandboxes opened concurrently
-/// by one process.
-#[cfg(unix)]
-static NEXT_TMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Distinguishes the temporary files this process writes at once (a key
+/// by sandboxes opened concurrently, artifacts by concurrent loads): the
+/// process id tells processes apart, this tells writes within one apart.
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 const KEY_LEN: usize = 32;
 const TAG_LEN: usize = 32;
 const HEADER_LEN: usize = ARTIFACT_MAGIC.len() + TAG_LEN + 8;
@@ -237,7 +237,7 @@ impl DiskCache {
         let tmp_path = dir.join(format!(
             "{KEY_FILE}.{}.{}.tmp",
             std::process::id(),
-            NEXT_TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            NEXT_TMP.fetch_add(1, Ordering::Relaxed)
         ));
         let mut create = || -> Result<bool, ConfigError> {
             let mut file = fs::OpenOptions::new()
@@ -340,7 +340,6 @@ impl DiskCache {
         let size = size as u64;
         let tag = self.mac(sha256, size, artifact).finalize().into_bytes();
         let path = self.path(sha256);
-        static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
         let tmp = self.dir.join(format!(
             ".{}-{}-{}.tmp",
             hex(sha256),

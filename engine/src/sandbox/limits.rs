@@ -188,7 +188,7 @@ impl Limits {
     /// The most host memory a run with these limits can hold beyond its
     /// linear memory, when the conversation's properties it starts with
     /// total `property_bytes` (names and values,
-    /// [`Properties::byte_size`](crate::Properties::byte_size)).
+    /// [`Properties::byte_size`](crate::properties::Properties::byte_size)).
     ///
     /// ```
     /// use chatflow_engine::sandbox::Limits;
@@ -487,6 +487,12 @@ pub enum LimitError {
     },
 }
 
+/// Durations as whole milliseconds in JSON (`wall_time`, like the flow
+/// file's `wall_time_ms`).
+///
+/// The network policy has the same helper (`mod millis` in
+/// `net/policy.rs`); they become one when the network policy is its own
+/// crate, which the sandbox will depend on.
 mod duration_ms {
     use std::time::Duration;
 

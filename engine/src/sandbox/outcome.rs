@@ -18,7 +18,7 @@ use crate::properties::ChangeSet;
 /// committed. Logs and counters are reported in both cases, because authors
 /// debug failed runs with them.
 ///
-/// [`Properties::apply`]: crate::Properties::apply
+/// [`Properties::apply`]: crate::properties::Properties::apply
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Outcome {
@@ -60,6 +60,20 @@ impl Outcome {
     pub fn output(&self) -> Option<&Output> {
         self.result.as_ref().ok()
     }
+
+    /// An outcome for a run that failed before the guest ran.
+    pub(super) fn failed(error: RunError) -> Outcome {
+        Outcome {
+            result: Err(error),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            fail_message: None,
+            fuel_used: 0,
+            duration: Duration::ZERO,
+            http_calls: 0,
+            memory_bytes: 0,
+        }
+    }
 }
 
 /// What a successful run produced. Nothing of it has taken effect yet: the
@@ -68,7 +82,7 @@ impl Outcome {
 #[non_exhaustive]
 pub struct Output {
     /// Property writes and removals, to commit with
-    /// [`Properties::apply`](crate::Properties::apply).
+    /// [`Properties::apply`](crate::properties::Properties::apply).
     pub changes: ChangeSet,
     /// Chat messages to send to the user, in order.
     pub messages: Vec<String>,
