@@ -63,22 +63,9 @@ pub struct ServeArgs {
     /// Bearer tokens, one per line.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Allow requests to this host pattern: `api.example.com`,
-    /// `*.example.com`, `127.0.0.1`, `[::1]:8080`. Repeatable. Without any,
-    /// every host is allowed (public addresses only).
-    #[arg(long = "allow-host", value_name = "PATTERN")]
-    pub allow_hosts: Vec<String>,
-    /// Allow loopback addresses (127.0.0.0/8, ::1) for any allowed host.
-    #[arg(long)]
-    pub allow_loopback: bool,
-    /// Allow private addresses (10/8, 172.16/12, 192.168/16, 100.64/10,
-    /// fc00::/7). Link-local and cloud metadata addresses stay denied.
-    #[arg(long)]
-    pub allow_private: bool,
-    /// Pin a host name to an address, like curl's --resolve:
-    /// `api.example.com=10.0.0.5:8443`. Repeatable.
-    #[arg(long = "resolve", value_name = "HOST=ADDR:PORT")]
-    pub resolve: Vec<String>,
+    /// Which hosts and addresses requests may reach.
+    #[command(flatten)]
+    pub net: NetArgs,
     /// Stop a turn after this many blocks (a flow that loops).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_steps: u32,
@@ -98,16 +85,108 @@ pub struct ServeArgs {
     pub module_cache: Option<PathBuf>,
 }
 
+/// The network-policy flags of every command that makes HTTP requests
+/// (`chatflow serve`, `run`, `rest`, `code`): which hosts and addresses the
+/// REST API blocks and the Code blocks may reach.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[non_exhaustive]
+pub struct NetArgs {
+    /// Allow requests to this host pattern: `api.example.com`,
+    /// `*.example.com`, `127.0.0.1`, `[::1]:8080`. Repeatable. Without any,
+    /// every host is allowed (public addresses only). An IP literal permits
+    /// that exact address even if it is loopback or private.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allow_hosts: Vec<String>,
+    /// Allow loopback addresses (127.0.0.0/8, ::1) for any allowed host.
+    #[arg(long)]
+    pub allow_loopback: bool,
+    /// Allow private addresses (10/8, 172.16/12, 192.168/16, 100.64/10,
+    /// fc00::/7). Link-local and cloud metadata addresses stay denied.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Pin a host name to an address, like curl's --resolve:
+    /// `api.example.com=10.0.0.5:8443`. The address is still checked
+    /// against the rules above. Repeatable.
+    #[arg(long = "resolve", value_name = "HOST=ADDR:PORT")]
+    pub resolve: Vec<String>,
+    /// Also trust the root certificates in this PEM file for https (an
+    /// internal CA), besides the system's. Repeatable.
+    #[arg(long = "tls-root-cert", value_name = "FILE")]
+    pub tls_root_certs: Vec<PathBuf>,
+}
+
+impl NetArgs {
+    /// The network policy these flags describe (defaults otherwise).
+    ///
+    /// # Errors
+    ///
+    /// [`ArgsError::AllowHost`], [`ArgsError::Resolve`],
+    /// [`ArgsError::TlsRootCert`] (unreadable file) or
+    /// [`ArgsError::TlsRoots`] (no certificate in it).
+    pub fn policy(&self) -> Result<NetPolicy, ArgsError> {
+        let mut policy = NetPolicy::default();
+        for pattern in &self.allow_hosts {
+            policy.allow_host(pattern).map_err(ArgsError::AllowHost)?;
+        }
+        policy.allow_loopback = self.allow_loopback;
+        policy.allow_private = self.allow_private;
+        for pin in &self.resolve {
+            let bad = |reason: String| ArgsError::Resolve {
+                pin: pin.clone(),
+                reason,
+            };
+            let (host, addr) = pin
+                .split_once('=')
+                .ok_or_else(|| bad("expected HOST=ADDR:PORT".into()))?;
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|_| bad(format!("{addr:?} is not an address with a port")))?;
+            policy
+                .resolve
+                .insert(host.trim().to_ascii_lowercase(), addr);
+        }
+        for path in &self.tls_root_certs {
+            let pem = std::fs::read_to_string(path).map_err(|error| ArgsError::TlsRootCert {
+                path: path.clone(),
+                error,
+            })?;
+            policy.tls_root_certificates.push(pem);
+        }
+        if !self.tls_root_certs.is_empty() {
+            policy.validate().map_err(ArgsError::TlsRoots)?;
+        }
+        Ok(policy)
+    }
+}
+
 /// Why the arguments do not make a configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArgsError {
-    /// An `--allow-host` pattern is invalid.
+    /// An `--allow-host` pattern is invalid. (The policy error is part of
+    /// the message, not a `source`, so a printed chain says it once; the
+    /// same for the other variants.)
     #[error("--allow-host: {0}")]
-    AllowHost(#[from] PolicyError),
+    AllowHost(PolicyError),
     /// A `--resolve` value is not `HOST=ADDR:PORT`.
-    #[error("--resolve {0:?}: expected HOST=ADDR:PORT")]
-    Resolve(String),
+    #[error("--resolve {pin:?}: {reason}")]
+    Resolve {
+        /// The value given.
+        pin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--tls-root-cert` file cannot be read.
+    #[error("--tls-root-cert {}: {error}", path.display())]
+    TlsRootCert {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The `--tls-root-cert` files hold no usable certificate.
+    #[error("--tls-root-cert: {0}")]
+    TlsRoots(PolicyError),
     /// The token file cannot be read.
     #[error("--token-file {}: {source}", path.display())]
     TokenFile {
@@ -128,30 +207,6 @@ pub enum ArgsError {
 }
 
 impl ServeArgs {
-    /// The network policy the flags describe.
-    ///
-    /// # Errors
-    ///
-    /// [`ArgsError::AllowHost`] or [`ArgsError::Resolve`].
-    pub fn policy(&self) -> Result<NetPolicy, ArgsError> {
-        let mut policy = NetPolicy::default();
-        for pattern in &self.allow_hosts {
-            policy.allow_host(pattern)?;
-        }
-        policy.allow_loopback = self.allow_loopback;
-        policy.allow_private = self.allow_private;
-        for pin in &self.resolve {
-            let (host, addr) = pin
-                .split_once('=')
-                .ok_or_else(|| ArgsError::Resolve(pin.clone()))?;
-            let addr: SocketAddr = addr.parse().map_err(|_| ArgsError::Resolve(pin.clone()))?;
-            policy
-                .resolve
-                .insert(host.trim().to_ascii_lowercase(), addr);
-        }
-        Ok(policy)
-    }
-
     /// The tokens of `--token-file` and `CHATFLOW_TOKEN`.
     ///
     /// # Errors
@@ -193,7 +248,7 @@ impl ServeArgs {
             sandbox = sandbox.with_cache_dir(dir);
         }
         let engine = EngineConfig::default()
-            .with_net(self.policy()?)
+            .with_net(self.net.policy()?)
             .with_sandbox(sandbox)
             .with_max_steps(self.max_steps);
         let mut config = ServeConfig::default()
@@ -263,7 +318,15 @@ mod tests {
     #[test]
     fn arguments_bad() {
         let resolve = parse(&["--resolve", "nohost"]).unwrap();
-        assert!(matches!(resolve.config(), Err(ArgsError::Resolve(_))));
+        assert!(matches!(resolve.config(), Err(ArgsError::Resolve { .. })));
+        let port = parse(&["--resolve", "h=127.0.0.1"]).unwrap();
+        let err = port.config().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "--resolve \"h=127.0.0.1\": \"127.0.0.1\" is not an address with a port"
+        );
+        let roots = parse(&["--tls-root-cert", "/definitely/not/here.pem"]).unwrap();
+        assert!(matches!(roots.config(), Err(ArgsError::TlsRootCert { .. })));
         let ttl = parse(&["--lease-ttl=-1"]).unwrap();
         assert!(matches!(
             ttl.config(),

@@ -75,7 +75,7 @@ pub use api::health::Health;
 pub use api::modules::ModuleView;
 pub use api::openapi;
 #[cfg(feature = "clap")]
-pub use args::{ArgsError, ServeArgs, TOKEN_ENV};
+pub use args::{ArgsError, NetArgs, ServeArgs, TOKEN_ENV};
 pub use config::{Clock, ServeConfig};
 pub use error::{ErrorBody, ErrorKind, Problem, ServeError};
 pub use server::{MIN_TOKEN_BYTES, Server, serve, shutdown_signal};

@@ -12,8 +12,8 @@ use tokio::runtime::Runtime;
 
 use super::cache_args::{self, CacheArgs};
 use super::check::load_module;
-use super::net_args::NetArgs;
 use super::{Status, parse_sets};
+use chatflow_server::NetArgs;
 
 /// Arguments of `chatflow code`.
 #[derive(Debug, clap::Args)]

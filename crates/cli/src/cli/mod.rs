@@ -38,7 +38,6 @@ mod cache_args;
 mod check;
 mod code;
 mod demo;
-mod net_args;
 mod new;
 mod output;
 mod rest;

@@ -10,8 +10,8 @@ use chatflow_engine::Properties;
 use chatflow_engine::net::HttpClient;
 use chatflow_engine::rest::{BodyEncoding, Param, RestConfig, RestMethod, RestOutcome};
 
-use super::net_args::NetArgs;
 use super::{Status, parse_sets, runtime};
+use chatflow_server::NetArgs;
 
 const EXAMPLES: &str = "\
 Examples:

@@ -11,9 +11,9 @@ use chatflow_engine::{Engine, EngineConfig};
 use serde_json::json;
 
 use super::cache_args::{self, CacheArgs};
-use super::net_args::NetArgs;
 use super::transcript::{answer_line, render_turn};
 use super::{Status, parse_sets, runtime};
+use chatflow_server::NetArgs;
 
 const EXAMPLES: &str = "\
 Examples:

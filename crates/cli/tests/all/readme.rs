@@ -176,3 +176,75 @@ fn the_command_table_matches_the_cli() {
         }
     }
 }
+
+/// The figures of `text` (speeds and ratios): `0.40×`, `5.4 µs`,
+/// `89.2 MiB`; a range `0.30–0.48×` gives both ends with the unit.
+fn figures(text: &str) -> Vec<String> {
+    const UNITS: [&str; 6] = ["ns", "µs", "ms", "KiB", "MiB", "MB"];
+    let trim = |w: &str| {
+        w.trim_matches(|c: char| matches!(c, ',' | ';' | ':' | '(' | ')' | '*' | '`'))
+            .trim_end_matches('.')
+            .to_string()
+    };
+    let is_number = |w: &str| {
+        !w.is_empty()
+            && w.chars().next().is_some_and(|c| c.is_ascii_digit())
+            && w.chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+    };
+    let words: Vec<String> = text.split_whitespace().map(trim).collect();
+    let mut found = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        let (number, unit) = if let Some(n) = word.strip_suffix('×') {
+            (n, "×".to_string())
+        } else if let Some(next) = words.get(i + 1)
+            && UNITS.contains(&next.as_str())
+        {
+            (word.as_str(), format!(" {next}"))
+        } else {
+            continue;
+        };
+        for end in number.split('–') {
+            if is_number(end) {
+                found.push(format!("{end}{unit}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn figures_finds_ratios_times_and_sizes() {
+    assert_eq!(
+        figures("runs at 0.30–0.48× (twitter.json 0.44×), 5.4 µs per run; 89.2 MiB, 2 cores."),
+        ["0.30×", "0.48×", "0.44×", "5.4 µs", "89.2 MiB"]
+    );
+}
+
+/// Every speed, ratio and size the README's "Benchmarks" section quotes is
+/// one that `docs/benchmarks.md` reports (where each was measured, how,
+/// and on what machine).
+#[test]
+fn the_readme_benchmark_figures_are_in_docs_benchmarks() {
+    let readme = std::fs::read_to_string(readme_path()).unwrap();
+    let docs = std::fs::read_to_string(readme_path().parent().unwrap().join("docs/benchmarks.md"))
+        .unwrap();
+    let start = readme
+        .find("\n## Benchmarks\n")
+        .expect("the README has a Benchmarks section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let quoted = figures(section);
+    assert!(
+        quoted.len() >= 5,
+        "too few figures found in the README's Benchmarks section: {quoted:?}"
+    );
+    let missing: Vec<&String> = quoted
+        .iter()
+        .filter(|f| !docs.contains(f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the README quotes figures docs/benchmarks.md does not report: {missing:?}"
+    );
+}
