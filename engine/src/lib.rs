@@ -128,6 +128,28 @@
 //! # }
 //! ```
 //!
+//! # The runtime an embedder needs
+//!
+//! Runs are futures: [`Engine::run`], [`sandbox::Sandbox::run`] and the
+//! REST API block are `async` and must be polled inside a
+//! [Tokio](https://tokio.rs) runtime with its time and I/O drivers
+//! enabled (`enable_all()`; `#[tokio::main]` does that). A current-thread
+//! runtime is enough; a multi-thread one lets runs of different
+//! conversations proceed in parallel. `Engine::new` and `Sandbox::new`
+//! need no runtime (the HTTP client is built on the first request, inside
+//! one). A Code block's wasm runs on a fiber of the task that polls it and
+//! yields at host calls, fuel checkpoints and epoch ticks, so a long block
+//! does not hold a worker thread for more than a tick.
+//!
+//! From synchronous code, `Runtime::block_on(engine.run(..))` is the
+//! blocking call; there is no separate blocking API because it would cost
+//! the same `block_on` and hide which runtime the HTTP connections belong
+//! to. Measured (`benches/examples/api_overhead.rs`, docs/benchmarks.md,
+//! "Through the public API"): an empty Code block run through `Engine`,
+//! with a fresh [`Properties`], `block_on` on a default multi-thread
+//! runtime and the changes read back as `String`s, costs what the
+//! `code_block` bench's bare loop costs.
+//!
 //! # Layout
 //!
 //! - [`properties`]: the property store; blocks read a snapshot and return
