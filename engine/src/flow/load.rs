@@ -18,10 +18,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::Engine;
+use crate::net::NetPolicy;
 use crate::properties::{NameError, validate_name};
 use crate::rest::{self, RestBlock};
-use crate::sandbox::{self, CodeModule, Limits, ModuleRef};
+use crate::sandbox::{self, CodeModule, Limits, ModuleRef, Sandbox};
 use crate::template::{Template, TemplateError};
 
 use super::condition::{Condition, ConditionError};
@@ -376,19 +376,29 @@ impl fmt::Display for FlowWarning {
     }
 }
 
-/// Loads flows for an [`Engine`], with options for where Code block modules
-/// come from. Get one with [`Engine::flow_loader`].
+/// Loads flows for an [`Engine`](crate::Engine), with options for where
+/// Code block modules come from. Get one with
+/// [`Engine::flow_loader`](crate::Engine::flow_loader).
+///
+/// It borrows what checking a flow needs: the sandbox (Code blocks'
+/// modules are compiled into it, their limits resolved against its
+/// defaults and maximums) and the network policy (REST API blocks' limits
+/// against its maximums).
 pub struct FlowLoader<'e> {
-    engine: &'e Engine,
+    sandbox: &'e Sandbox,
+    policy: &'e NetPolicy,
     module_dir: Option<PathBuf>,
     modules: HashMap<String, Vec<u8>>,
     modules_by_hash: HashMap<[u8; 32], Vec<u8>>,
 }
 
 impl<'e> FlowLoader<'e> {
-    pub(crate) fn new(engine: &'e Engine) -> Self {
+    /// A loader compiling Code blocks into `sandbox` and checking REST API
+    /// blocks' limits against `policy` (the one their requests go through).
+    pub(crate) fn new(sandbox: &'e Sandbox, policy: &'e NetPolicy) -> Self {
         FlowLoader {
-            engine,
+            sandbox,
+            policy,
             module_dir: None,
             modules: HashMap::new(),
             modules_by_hash: HashMap::new(),
@@ -576,7 +586,7 @@ impl<'e> FlowLoader<'e> {
                         return None;
                     }
                 };
-                let policy = self.engine.http().policy();
+                let policy = self.policy;
                 if let Some(ms) = config.timeout_ms
                     && (ms == 0 || u128::from(ms) > policy.max_timeout.as_millis())
                 {
@@ -601,7 +611,7 @@ impl<'e> FlowLoader<'e> {
                 Some(BlockKind::Rest(Box::new(block)))
             }
             BlockSpec::Code(config) => {
-                let sandbox = self.engine.sandbox();
+                let sandbox = self.sandbox;
                 let limits = match sandbox
                     .default_limits()
                     .resolve_all(&config.limits, &sandbox.config().max_limits)
@@ -685,7 +695,7 @@ impl<'e> FlowLoader<'e> {
         module: &ModuleRef,
         base_dir: &Path,
     ) -> Result<CodeModule, sandbox::LoadError> {
-        let sandbox = self.engine.sandbox();
+        let sandbox = self.sandbox;
         if let ModuleRef::Path(path) = module
             && let Some(bytes) = self.modules.get(&*path.to_string_lossy())
         {
