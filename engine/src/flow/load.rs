@@ -244,11 +244,11 @@ pub enum ProblemKind {
     Condition(#[from] ConditionError),
     /// A REST API block's config is not valid.
     #[error(transparent)]
-    Rest(#[from] rest::ConfigError),
+    Rest(#[from] rest::BlockConfigError),
     /// A REST API block asks for a timeout or response cap over the
-    /// network policy's maximum.
-    #[error("{0}")]
-    RestLimit(String),
+    /// network policy's maximum (the problem's field names which).
+    #[error(transparent)]
+    RestLimit(#[from] rest::PolicyLimitError),
     /// A Code block's module could not be read, compiled or validated.
     #[error(transparent)]
     Module(#[from] sandbox::LoadError),
@@ -578,38 +578,19 @@ impl<'e> FlowLoader<'e> {
     ) -> Option<BlockKind> {
         match spec {
             BlockSpec::Message(m) => ctx.template("text", &m.text).map(BlockKind::Message),
-            BlockSpec::RestApi(config) => {
-                let block = match config.compile() {
-                    Ok(block) => block,
-                    Err(e) => {
-                        ctx.problem(None, ProblemKind::Rest(e));
-                        return None;
+            BlockSpec::RestApi(config) => match config.compile_for(self.policy) {
+                Ok(block) => Some(BlockKind::Rest(Box::new(block))),
+                Err(rest::CompileError::Config(e)) => {
+                    ctx.problem(None, ProblemKind::Rest(e));
+                    None
+                }
+                Err(rest::CompileError::Limits(over)) => {
+                    for e in over {
+                        ctx.problem(Some(e.field().into()), ProblemKind::RestLimit(e));
                     }
-                };
-                let policy = self.policy;
-                if let Some(ms) = config.timeout_ms
-                    && (ms == 0 || u128::from(ms) > policy.max_timeout.as_millis())
-                {
-                    let message = format!(
-                        "{ms} ms is outside the network policy's range (1 to {} ms)",
-                        policy.max_timeout.as_millis()
-                    );
-                    ctx.problem(Some("timeout_ms".into()), ProblemKind::RestLimit(message));
+                    None
                 }
-                if let Some(bytes) = config.max_response_bytes
-                    && (bytes == 0 || bytes > policy.max_response_bytes)
-                {
-                    let message = format!(
-                        "{bytes} bytes is outside the network policy's range (1 to {} bytes)",
-                        policy.max_response_bytes
-                    );
-                    ctx.problem(
-                        Some("max_response_bytes".into()),
-                        ProblemKind::RestLimit(message),
-                    );
-                }
-                Some(BlockKind::Rest(Box::new(block)))
-            }
+            },
             BlockSpec::Code(config) => {
                 let sandbox = self.sandbox;
                 let limits = match sandbox
