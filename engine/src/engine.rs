@@ -1,12 +1,19 @@
 //! [`Engine`]: what an operator embeds. It owns what every conversation
 //! shares: the HTTP client (connection pool and network policy), the
 //! sandbox (wasmtime engine, module cache, pooled instances) and the limits.
+//!
+//! Every public method of [`Engine`] is here. The work is done by the
+//! parts it owns, each handed only what it needs: a
+//! [`FlowLoader`] borrows the sandbox and the network policy, the flow
+//! runner (`flow/runner.rs`) the HTTP client, the sandbox and the step
+//! limit. Nothing under `flow/` depends on this file.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::flow::{Flow, FlowError, FlowLoader};
+use crate::flow::{Conversation, Flow, FlowError, FlowLoader, Runner, Turn};
 use crate::net::{Egress, HttpClient, NetPolicy, PolicyError};
+use crate::properties::Properties;
 use crate::sandbox::{self, Sandbox, SandboxConfig};
 
 /// How an [`Engine`] is set up. Every field has a default suited to running
@@ -132,13 +139,45 @@ impl Engine {
 
     /// A loader with options (module directory, modules supplied as bytes).
     pub fn flow_loader(&self) -> FlowLoader<'_> {
-        FlowLoader::new(self)
+        FlowLoader::new(&self.inner.sandbox, self.inner.http.policy())
     }
 
     /// Loads and validates the flow file at `path`; Code block modules are
     /// read relative to the file's directory.
     pub fn load_flow(&self, path: impl AsRef<Path>) -> Result<Flow, FlowError> {
         self.flow_loader().load_file(path)
+    }
+
+    /// Starts a conversation on `flow` with the given initial properties.
+    /// Nothing runs until [`Engine::run`].
+    pub fn start(&self, flow: &Flow, properties: Properties) -> Conversation {
+        Conversation::new(flow, properties)
+    }
+
+    /// Runs `conversation` until the flow ends, an `input` block waits for
+    /// an answer, or a block stops it. Call again after
+    /// [`Conversation::answer`] to resume. A finished conversation returns
+    /// at once with an empty turn.
+    ///
+    /// # Dropping the future
+    ///
+    /// Dropping the returned future (a caller's timeout, a client gone)
+    /// cancels the block in progress: a Code block stops promptly and a
+    /// REST API block's request is abandoned, and nothing the block wrote
+    /// is committed. The conversation is left *at that block*
+    /// ([`Position::At`](crate::flow::Position::At)), with the properties
+    /// committed by the blocks before it, so running it again runs that
+    /// block again. External calls are therefore **at least once**: a
+    /// request the dropped block had already sent may have reached its
+    /// server, and the re-run sends it again. Messages of the dropped turn
+    /// are lost with its [`Turn`] (blocks before the interrupted one are
+    /// not re-run, so their messages are not shown again). See
+    /// `docs/flow-format.md`, "Interrupted turns".
+    pub async fn run(&self, flow: &Flow, conversation: &mut Conversation) -> Turn {
+        let inner = &*self.inner;
+        Runner::new(&inner.http, &inner.sandbox, inner.config.max_steps)
+            .run(flow, conversation)
+            .await
     }
 }
 

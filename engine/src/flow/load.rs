@@ -18,10 +18,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::Engine;
+use crate::net::NetPolicy;
 use crate::properties::{NameError, validate_name};
 use crate::rest::{self, RestBlock};
-use crate::sandbox::{self, CodeModule, Limits, ModuleRef};
+use crate::sandbox::{self, CodeModule, Limits, ModuleRef, Sandbox};
 use crate::template::{Template, TemplateError};
 
 use super::condition::{Condition, ConditionError};
@@ -244,11 +244,11 @@ pub enum ProblemKind {
     Condition(#[from] ConditionError),
     /// A REST API block's config is not valid.
     #[error(transparent)]
-    Rest(#[from] rest::ConfigError),
+    Rest(#[from] rest::BlockConfigError),
     /// A REST API block asks for a timeout or response cap over the
-    /// network policy's maximum.
-    #[error("{0}")]
-    RestLimit(String),
+    /// network policy's maximum (the problem's field names which).
+    #[error(transparent)]
+    RestLimit(#[from] rest::PolicyLimitError),
     /// A Code block's module could not be read, compiled or validated.
     #[error(transparent)]
     Module(#[from] sandbox::LoadError),
@@ -376,19 +376,29 @@ impl fmt::Display for FlowWarning {
     }
 }
 
-/// Loads flows for an [`Engine`], with options for where Code block modules
-/// come from. Get one with [`Engine::flow_loader`].
+/// Loads flows for an [`Engine`](crate::Engine), with options for where
+/// Code block modules come from. Get one with
+/// [`Engine::flow_loader`](crate::Engine::flow_loader).
+///
+/// It borrows what checking a flow needs: the sandbox (Code blocks'
+/// modules are compiled into it, their limits resolved against its
+/// defaults and maximums) and the network policy (REST API blocks' limits
+/// against its maximums).
 pub struct FlowLoader<'e> {
-    engine: &'e Engine,
+    sandbox: &'e Sandbox,
+    policy: &'e NetPolicy,
     module_dir: Option<PathBuf>,
     modules: HashMap<String, Vec<u8>>,
     modules_by_hash: HashMap<[u8; 32], Vec<u8>>,
 }
 
 impl<'e> FlowLoader<'e> {
-    pub(crate) fn new(engine: &'e Engine) -> Self {
+    /// A loader compiling Code blocks into `sandbox` and checking REST API
+    /// blocks' limits against `policy` (the one their requests go through).
+    pub(crate) fn new(sandbox: &'e Sandbox, policy: &'e NetPolicy) -> Self {
         FlowLoader {
-            engine,
+            sandbox,
+            policy,
             module_dir: None,
             modules: HashMap::new(),
             modules_by_hash: HashMap::new(),
@@ -568,40 +578,21 @@ impl<'e> FlowLoader<'e> {
     ) -> Option<BlockKind> {
         match spec {
             BlockSpec::Message(m) => ctx.template("text", &m.text).map(BlockKind::Message),
-            BlockSpec::RestApi(config) => {
-                let block = match config.compile() {
-                    Ok(block) => block,
-                    Err(e) => {
-                        ctx.problem(None, ProblemKind::Rest(e));
-                        return None;
+            BlockSpec::RestApi(config) => match config.compile_for(self.policy) {
+                Ok(block) => Some(BlockKind::Rest(Box::new(block))),
+                Err(rest::CompileError::Config(e)) => {
+                    ctx.problem(None, ProblemKind::Rest(e));
+                    None
+                }
+                Err(rest::CompileError::Limits(over)) => {
+                    for e in over {
+                        ctx.problem(Some(e.field().into()), ProblemKind::RestLimit(e));
                     }
-                };
-                let policy = self.engine.http().policy();
-                if let Some(ms) = config.timeout_ms
-                    && (ms == 0 || u128::from(ms) > policy.max_timeout.as_millis())
-                {
-                    let message = format!(
-                        "{ms} ms is outside the network policy's range (1 to {} ms)",
-                        policy.max_timeout.as_millis()
-                    );
-                    ctx.problem(Some("timeout_ms".into()), ProblemKind::RestLimit(message));
+                    None
                 }
-                if let Some(bytes) = config.max_response_bytes
-                    && (bytes == 0 || bytes > policy.max_response_bytes)
-                {
-                    let message = format!(
-                        "{bytes} bytes is outside the network policy's range (1 to {} bytes)",
-                        policy.max_response_bytes
-                    );
-                    ctx.problem(
-                        Some("max_response_bytes".into()),
-                        ProblemKind::RestLimit(message),
-                    );
-                }
-                Some(BlockKind::Rest(Box::new(block)))
-            }
+            },
             BlockSpec::Code(config) => {
-                let sandbox = self.engine.sandbox();
+                let sandbox = self.sandbox;
                 let limits = match sandbox
                     .default_limits()
                     .resolve_all(&config.limits, &sandbox.config().max_limits)
@@ -685,7 +676,7 @@ impl<'e> FlowLoader<'e> {
         module: &ModuleRef,
         base_dir: &Path,
     ) -> Result<CodeModule, sandbox::LoadError> {
-        let sandbox = self.engine.sandbox();
+        let sandbox = self.sandbox;
         if let ModuleRef::Path(path) = module
             && let Some(bytes) = self.modules.get(&*path.to_string_lossy())
         {

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Engine;
+use crate::net::HttpClient;
 use crate::properties::{ChangeSet, Properties};
 use crate::rest::RestError;
-use crate::sandbox::{LogEntry, RunError};
+use crate::sandbox::{LogEntry, RunError, Sandbox};
 
 use super::load::{BlockKind, Flow};
 use super::model::BlockType;
@@ -24,7 +24,7 @@ use super::model::BlockType;
 ///
 /// Serializes to JSON (e.g. `{"flow":"CRM profile","properties":{…},
 /// "position":{"at":"lookup"}}`); restore it with serde and keep running it
-/// with [`Engine::run`].
+/// with [`Engine::run`](crate::Engine::run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     /// The name of the flow this conversation runs.
@@ -74,6 +74,16 @@ pub enum Position {
 pub struct NotWaiting;
 
 impl Conversation {
+    /// A new conversation on `flow` with the given initial properties, at
+    /// the start block ([`Engine::start`](crate::Engine::start)).
+    pub(crate) fn new(flow: &Flow, properties: Properties) -> Conversation {
+        Conversation {
+            flow: flow.name().to_string(),
+            properties,
+            position: Position::At(flow.start().to_string()),
+        }
+    }
+
     /// Gives the answer to the `input` block the conversation is waiting
     /// at. It is stored in the block's property when the conversation next
     /// runs.
@@ -107,7 +117,7 @@ impl Conversation {
     }
 }
 
-/// What one [`Engine::run`] did: messages for the user, a trace per block,
+/// What one [`Engine::run`](crate::Engine::run) did: messages for the user, a trace per block,
 /// and how it ended.
 #[derive(Debug, Serialize)]
 pub struct Turn {
@@ -270,36 +280,32 @@ impl StopError {
     }
 }
 
-impl Engine {
-    /// Starts a conversation on `flow` with the given initial properties.
-    /// Nothing runs until [`Engine::run`].
-    pub fn start(&self, flow: &Flow, properties: Properties) -> Conversation {
-        Conversation {
-            flow: flow.name().to_string(),
-            properties,
-            position: Position::At(flow.start().to_string()),
+/// Runs conversations with what blocks need from the engine: the HTTP
+/// client (REST API blocks), the sandbox (Code blocks) and the step limit.
+/// [`Engine::start`](crate::Engine::start) and
+/// [`Engine::run`](crate::Engine::run) delegate here; the conversation
+/// rules (what is committed when, where a dropped turn leaves the
+/// conversation) are documented there.
+pub(crate) struct Runner<'a> {
+    http: &'a HttpClient,
+    sandbox: &'a Sandbox,
+    max_steps: u32,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner sending REST API blocks' requests through `http`, running
+    /// Code blocks in `sandbox`, stopping a turn after `max_steps` blocks.
+    pub(crate) fn new(http: &'a HttpClient, sandbox: &'a Sandbox, max_steps: u32) -> Self {
+        Runner {
+            http,
+            sandbox,
+            max_steps,
         }
     }
 
-    /// Runs `conversation` until the flow ends, an `input` block waits for
-    /// an answer, or a block stops it. Call again after
-    /// [`Conversation::answer`] to resume. A finished conversation returns
-    /// at once with an empty turn.
-    ///
-    /// # Dropping the future
-    ///
-    /// Dropping the returned future (a caller's timeout, a client gone)
-    /// cancels the block in progress: a Code block stops promptly and a
-    /// REST API block's request is abandoned, and nothing the block wrote
-    /// is committed. The conversation is left *at that block*
-    /// ([`Position::At`]), with the properties committed by the blocks
-    /// before it, so running it again runs that block again. External calls
-    /// are therefore **at least once**: a request the dropped block had
-    /// already sent may have reached its server, and the re-run sends it
-    /// again. Messages of the dropped turn are lost with its [`Turn`]
-    /// (blocks before the interrupted one are not re-run, so their messages
-    /// are not shown again). See `docs/flow-format.md`, "Interrupted turns".
-    pub async fn run(&self, flow: &Flow, conversation: &mut Conversation) -> Turn {
+    /// Runs `conversation` until the flow ends, an `input` block waits, or
+    /// a block stops it (see [`Engine::run`](crate::Engine::run)).
+    pub(crate) async fn run(&self, flow: &Flow, conversation: &mut Conversation) -> Turn {
         let mut turn = Turn {
             messages: Vec::new(),
             trace: Vec::new(),
@@ -348,9 +354,9 @@ impl Engine {
 
         let mut steps = 0u32;
         while let Some(i) = at {
-            if steps >= self.config().max_steps {
+            if steps >= self.max_steps {
                 let block = flow.block(i).id.clone();
-                let limit = self.config().max_steps;
+                let limit = self.max_steps;
                 return self.stop(conversation, turn, StopError::StepLimit { block, limit });
             }
             steps += 1;
@@ -437,7 +443,7 @@ impl Engine {
                     return turn;
                 }
                 BlockKind::Rest(rest) => {
-                    let outcome = rest.execute(self.http(), props).await;
+                    let outcome = rest.execute(self.http, props).await;
                     let mut s = step(
                         block.id.clone(),
                         BlockType::RestApi,
@@ -474,7 +480,7 @@ impl Engine {
                     limits,
                     ignore_error,
                 } => {
-                    let outcome = self.sandbox().run(module, props, limits).await;
+                    let outcome = self.sandbox.run(module, props, limits).await;
                     let mut s = step(
                         block.id.clone(),
                         BlockType::Code,
