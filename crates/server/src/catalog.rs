@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use chatflow_engine::flow::model::FlowFile;
 use chatflow_engine::flow::{FlowError, ProblemKind};
-use chatflow_engine::sandbox::{CodeBlockConfig, CodeModule, LoadError, ModuleRef};
+use chatflow_engine::sandbox::{CodeModule, LoadError, ModuleRef};
 use chatflow_engine::{Engine, Flow};
 use sha2::{Digest as _, Sha256};
 
@@ -87,30 +87,19 @@ impl FlowCache {
     }
 }
 
-/// The Code blocks of a flow file and their module references, read with
-/// the engine's own types (so they agree with what the loader will see).
-/// Empty if the file does not parse; the loader then reports why.
+/// The Code blocks of a flow file and their module references, as the
+/// engine's loader reads them. Empty if the file does not parse; the loader
+/// then reports why.
 fn module_refs(source: &str) -> Vec<(String, ModuleRef)> {
-    let Ok(file) = serde_json::from_str::<FlowFile>(source) else {
-        return Vec::new();
-    };
-    let mut refs = Vec::new();
-    for (id, fields) in file.blocks {
-        if fields.get("type").and_then(|t| t.as_str()) != Some("code") {
-            continue;
-        }
-        let mut fields = fields;
-        // The fields the flow loader reads itself, not `CodeBlockConfig`.
-        for own in ["type", "next", "sets"] {
-            fields.remove(own);
-        }
-        if let Ok(config) =
-            serde_json::from_value::<CodeBlockConfig>(serde_json::Value::Object(fields))
-        {
-            refs.push((id, config.module));
-        }
-    }
-    refs
+    serde_json::from_str::<FlowFile>(source).map_or_else(
+        |_| Vec::new(),
+        |file| {
+            file.module_refs()
+                .into_iter()
+                .map(|(id, module)| (id.to_string(), module))
+                .collect()
+        },
+    )
 }
 
 /// Validates a flow as `chatflow check` does, with its modules from the

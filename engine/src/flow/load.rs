@@ -731,6 +731,22 @@ impl Ctx<'_> {
     }
 }
 
+impl FlowFile {
+    /// The Code blocks of this file and the module each names, read exactly
+    /// as the loader reads them (for a service that must fetch the modules
+    /// before loading). Blocks that do not parse are left out: loading the
+    /// flow reports why.
+    pub fn module_refs(&self) -> Vec<(&str, ModuleRef)> {
+        self.blocks
+            .iter()
+            .filter_map(|(id, fields)| match parse_block(fields) {
+                Ok((BlockSpec::Code(config), _, _)) => Some((id.as_str(), config.module)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// A block split into its type-specific spec, its `next`, and (Code blocks)
 /// the properties it declares it sets.
 type ParsedBlock = (BlockSpec, Option<String>, Option<Vec<String>>);
@@ -916,4 +932,39 @@ fn unreachable(blocks: &[Block], start: usize) -> Vec<String> {
         .filter(|(_, seen)| !seen)
         .map(|(b, _)| b.id.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_refs_reads_code_blocks_as_the_loader_does() {
+        let file: FlowFile = serde_json::from_str(
+            r#"{"name": "f", "start": "a", "blocks": {
+                "a": {"type": "code", "module": "parse.wasm", "sets": ["x"], "next": "b"},
+                "b": {"type": "code", "module": "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+                "c": {"type": "message", "text": "hi"},
+                "d": {"type": "code", "module": "bad.wasm", "nxt": "a"},
+                "e": {"type": "code"}
+            }}"#,
+        )
+        .unwrap();
+        let refs: Vec<(&str, String)> = file
+            .module_refs()
+            .into_iter()
+            .map(|(id, module)| (id, module.to_string()))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                ("a", "parse.wasm".to_string()),
+                (
+                    "b",
+                    "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+                        .to_string()
+                ),
+            ]
+        );
+    }
 }
