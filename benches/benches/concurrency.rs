@@ -17,6 +17,10 @@
 //!
 //! reporting the child's RSS before, while all 1 000 wait, and the
 //! difference per conversation; saved to `target/chatflow-bench/memory.json`.
+//! With `CHATFLOW_BENCH_SMAPS=<dir>` each child also writes its
+//! `/proc/self/smaps` there before the 1 000 start and while they wait
+//! (`<scenario>-before.smaps`, `<scenario>-waiting.smaps`);
+//! `benches/smaps.py` sums them by kind of mapping.
 //!
 //! Run with `cargo bench -p chatflow-benches --bench concurrency`.
 
@@ -44,6 +48,8 @@ const WAIT_MS: u64 = 3000;
 /// API is.
 const CHILD_ENV: &str = "CHATFLOW_BENCH_MEMORY_CHILD";
 const SERVER_ENV: &str = "CHATFLOW_BENCH_SERVER";
+/// A directory for the child's `/proc/self/smaps` snapshots.
+const SMAPS_ENV: &str = "CHATFLOW_BENCH_SMAPS";
 
 fn runs_per_second(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -139,6 +145,25 @@ fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// Copies `/proc/self/smaps` to `$CHATFLOW_BENCH_SMAPS/<scenario>-<when>.smaps`
+/// if the variable is set. Streamed through a small buffer: reading the
+/// whole file (megabytes) into one allocation would move glibc's mmap
+/// threshold and change what is measured next.
+fn dump_smaps(scenario: &str, when: &str) {
+    let Some(dir) = std::env::var_os(SMAPS_ENV) else {
+        return;
+    };
+    let path = Path::new(&dir).join(format!("{scenario}-{when}.smaps"));
+    let copied = std::fs::create_dir_all(&dir).and_then(|()| {
+        let mut smaps = std::fs::File::open("/proc/self/smaps")?;
+        let mut out = std::fs::File::create(&path)?;
+        std::io::copy(&mut smaps, &mut out).map(|_| ())
+    });
+    if let Err(err) = copied {
+        eprintln!("warning: could not write {}: {err}", path.display());
+    }
+}
+
 /// The child's side of the memory measure.
 fn memory_child(scenario: &str, base: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -174,6 +199,7 @@ fn memory_child(scenario: &str, base: &str) {
         }
     });
     let before = rss_mib();
+    dump_smaps(scenario, "before");
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -200,6 +226,7 @@ fn memory_child(scenario: &str, base: &str) {
         peak = peak.max(rss_mib());
         std::thread::sleep(Duration::from_millis(20));
     }
+    dump_smaps(scenario, "waiting");
     rt.block_on(async {
         for task in tasks {
             task.await.expect("conversation task");
