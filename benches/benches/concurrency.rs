@@ -17,6 +17,7 @@
 //!
 //! reporting the child's RSS before, while all 1 000 wait, and the
 //! difference per conversation; saved to `target/chatflow-bench/memory.json`.
+//! The child sets glibc's mmap threshold as the `chatflow` binary does.
 //! With `CHATFLOW_BENCH_SMAPS=<dir>` each child also writes its
 //! `/proc/self/smaps` there before the 1 000 start and while they wait
 //! (`<scenario>-before.smaps`, `<scenario>-waiting.smaps`);
@@ -298,8 +299,24 @@ fn memory() {
     report::save("memory", &results);
 }
 
+/// What the `chatflow` binary does at start (crates/cli/src/main.rs), so
+/// the child measures what a `chatflow` process would hold: glibc's mmap
+/// threshold fixed at its initial 128 KiB, unless the environment sets it.
+/// Without it the compiler's large temporary buffers stay in the heap after
+/// the module is compiled (3–4 MiB more before the conversations start).
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: sets an allocator parameter, before any thread exists.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
+}
+
 fn main() {
     if let Ok(scenario) = std::env::var(CHILD_ENV) {
+        fix_mmap_threshold();
         let base = std::env::var(SERVER_ENV).expect("server URL");
         memory_child(&scenario, &base);
         return;
