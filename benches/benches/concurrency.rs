@@ -21,7 +21,9 @@
 //! With `CHATFLOW_BENCH_SMAPS=<dir>` each child also writes its
 //! `/proc/self/smaps` there before the 1 000 start and while they wait
 //! (`<scenario>-before.smaps`, `<scenario>-waiting.smaps`);
-//! `benches/smaps.py` sums them by kind of mapping.
+//! `benches/smaps.py` sums them by kind of mapping. With
+//! `CHATFLOW_BENCH_CACHE_DIR=<dir>` the child uses that on-disk module
+//! cache (from the second run on, nothing is compiled in the child).
 //!
 //! Run with `cargo bench -p chatflow-benches --bench concurrency`.
 
@@ -33,7 +35,7 @@ use chatflow_benches::report;
 use chatflow_benches::sandboxed::{Guard, loopback_policy};
 use chatflow_benches::server::LoopbackServer;
 use chatflow_engine::net::HttpClient;
-use chatflow_engine::sandbox::Sandbox;
+use chatflow_engine::sandbox::{Sandbox, SandboxConfig};
 use chatflow_engine::{Engine, EngineConfig, Properties, TurnStatus};
 use chatflow_test_artifacts::{BENCH_EMPTY, BENCH_HTTP};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -49,6 +51,8 @@ const WAIT_MS: u64 = 3000;
 /// API is.
 const CHILD_ENV: &str = "CHATFLOW_BENCH_MEMORY_CHILD";
 const SERVER_ENV: &str = "CHATFLOW_BENCH_SERVER";
+/// An on-disk module cache for the child (`SandboxConfig::cache_dir`).
+const CACHE_ENV: &str = "CHATFLOW_BENCH_CACHE_DIR";
 /// A directory for the child's `/proc/self/smaps` snapshots.
 const SMAPS_ENV: &str = "CHATFLOW_BENCH_SMAPS";
 
@@ -172,9 +176,14 @@ fn memory_child(scenario: &str, base: &str) {
         .enable_all()
         .build()
         .expect("runtime");
-    let engine = rt
-        .block_on(async { Engine::new(EngineConfig::default().with_net(loopback_policy())) })
-        .expect("engine");
+    // With CHATFLOW_BENCH_CACHE_DIR the module comes from the on-disk cache
+    // once a first run has stored it: no compilation in this process (what
+    // a restarted server with a warm cache holds).
+    let mut config = EngineConfig::default().with_net(loopback_policy());
+    if let Some(dir) = std::env::var_os(CACHE_ENV) {
+        config = config.with_sandbox(SandboxConfig::default().with_cache_dir(dir));
+    }
+    let engine = rt.block_on(async { Engine::new(config) }).expect("engine");
     let flow = engine
         .flow_loader()
         .module(
