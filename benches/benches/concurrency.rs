@@ -17,6 +17,13 @@
 //!
 //! reporting the child's RSS before, while all 1 000 wait, and the
 //! difference per conversation; saved to `target/chatflow-bench/memory.json`.
+//! The child sets glibc's mmap threshold as the `chatflow` binary does.
+//! With `CHATFLOW_BENCH_SMAPS=<dir>` each child also writes its
+//! `/proc/self/smaps` there before the 1 000 start and while they wait
+//! (`<scenario>-before.smaps`, `<scenario>-waiting.smaps`);
+//! `benches/smaps.py` sums them by kind of mapping. With
+//! `CHATFLOW_BENCH_CACHE_DIR=<dir>` the child uses that on-disk module
+//! cache (from the second run on, nothing is compiled in the child).
 //!
 //! Run with `cargo bench -p chatflow-benches --bench concurrency`.
 
@@ -28,7 +35,7 @@ use chatflow_benches::report;
 use chatflow_benches::sandboxed::{Guard, loopback_policy};
 use chatflow_benches::server::LoopbackServer;
 use chatflow_engine::net::HttpClient;
-use chatflow_engine::sandbox::Sandbox;
+use chatflow_engine::sandbox::{Sandbox, SandboxConfig};
 use chatflow_engine::{Engine, EngineConfig, Properties, TurnStatus};
 use chatflow_test_artifacts::{BENCH_EMPTY, BENCH_HTTP};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -44,6 +51,10 @@ const WAIT_MS: u64 = 3000;
 /// API is.
 const CHILD_ENV: &str = "CHATFLOW_BENCH_MEMORY_CHILD";
 const SERVER_ENV: &str = "CHATFLOW_BENCH_SERVER";
+/// An on-disk module cache for the child (`SandboxConfig::cache_dir`).
+const CACHE_ENV: &str = "CHATFLOW_BENCH_CACHE_DIR";
+/// A directory for the child's `/proc/self/smaps` snapshots.
+const SMAPS_ENV: &str = "CHATFLOW_BENCH_SMAPS";
 
 fn runs_per_second(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -139,6 +150,25 @@ fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// Copies `/proc/self/smaps` to `$CHATFLOW_BENCH_SMAPS/<scenario>-<when>.smaps`
+/// if the variable is set. Streamed through a small buffer: reading the
+/// whole file (megabytes) into one allocation would move glibc's mmap
+/// threshold and change what is measured next.
+fn dump_smaps(scenario: &str, when: &str) {
+    let Some(dir) = std::env::var_os(SMAPS_ENV) else {
+        return;
+    };
+    let path = Path::new(&dir).join(format!("{scenario}-{when}.smaps"));
+    let copied = std::fs::create_dir_all(&dir).and_then(|()| {
+        let mut smaps = std::fs::File::open("/proc/self/smaps")?;
+        let mut out = std::fs::File::create(&path)?;
+        std::io::copy(&mut smaps, &mut out).map(|_| ())
+    });
+    if let Err(err) = copied {
+        eprintln!("warning: could not write {}: {err}", path.display());
+    }
+}
+
 /// The child's side of the memory measure.
 fn memory_child(scenario: &str, base: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -146,9 +176,14 @@ fn memory_child(scenario: &str, base: &str) {
         .enable_all()
         .build()
         .expect("runtime");
-    let engine = rt
-        .block_on(async { Engine::new(EngineConfig::default().with_net(loopback_policy())) })
-        .expect("engine");
+    // With CHATFLOW_BENCH_CACHE_DIR the module comes from the on-disk cache
+    // once a first run has stored it: no compilation in this process (what
+    // a restarted server with a warm cache holds).
+    let mut config = EngineConfig::default().with_net(loopback_policy());
+    if let Some(dir) = std::env::var_os(CACHE_ENV) {
+        config = config.with_sandbox(SandboxConfig::default().with_cache_dir(dir));
+    }
+    let engine = rt.block_on(async { Engine::new(config) }).expect("engine");
     let flow = engine
         .flow_loader()
         .module(
@@ -174,6 +209,7 @@ fn memory_child(scenario: &str, base: &str) {
         }
     });
     let before = rss_mib();
+    dump_smaps(scenario, "before");
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -200,6 +236,7 @@ fn memory_child(scenario: &str, base: &str) {
         peak = peak.max(rss_mib());
         std::thread::sleep(Duration::from_millis(20));
     }
+    dump_smaps(scenario, "waiting");
     rt.block_on(async {
         for task in tasks {
             task.await.expect("conversation task");
@@ -271,8 +308,24 @@ fn memory() {
     report::save("memory", &results);
 }
 
+/// What the `chatflow` binary does at start (crates/cli/src/main.rs), so
+/// the child measures what a `chatflow` process would hold: glibc's mmap
+/// threshold fixed at its initial 128 KiB, unless the environment sets it.
+/// Without it the compiler's large temporary buffers stay in the heap after
+/// the module is compiled (3–4 MiB more before the conversations start).
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: sets an allocator parameter, before any thread exists.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
+}
+
 fn main() {
     if let Ok(scenario) = std::env::var(CHILD_ENV) {
+        fix_mmap_threshold();
         let base = std::env::var(SERVER_ENV).expect("server URL");
         memory_child(&scenario, &base);
         return;
