@@ -184,12 +184,12 @@
 
 mod engine;
 pub mod flow;
-pub mod properties;
 pub mod rest;
-pub mod sandbox;
 pub mod template;
 
 pub use chatflow_net as net;
+pub use chatflow_sandbox as sandbox;
+pub use chatflow_sandbox::properties;
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use flow::{Conversation, Flow, FlowError, Turn, TurnStatus};
 pub use properties::{ChangeSet, Properties};

@@ -26,7 +26,7 @@ use wasmtime::{Caller, Extern, Linker, Memory};
 use super::limits::{LimitKind, Limits};
 use super::outcome::{GuestMemoryError, LogEntry, RunError};
 use super::{CancelToken, SandboxConfig};
-use crate::net::HttpClient;
+use chatflow_net::HttpClient;
 use crate::properties::{ChangeSet, Properties};
 
 mod http;
