@@ -47,10 +47,10 @@ pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
 pub(crate) fn receive_fuel(bytes: usize) -> u64 {
     2 * bytes as u64
 }
-use chatflow_net::{HttpClient, Method, NetError, Request};
 use crate::limits::LimitKind;
 use crate::module::IMPORT_MODULE;
 use crate::outcome::RunError;
+use chatflow_net::{HttpClient, Method, NetError, Request};
 
 /// HTTP bookkeeping of one run.
 #[derive(Debug, Default)]
