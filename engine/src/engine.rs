@@ -38,7 +38,8 @@ pub struct EngineConfig {
     /// By default 1000.
     pub max_steps: u32,
     /// The operator's egress for both blocks' HTTP
-    /// ([`HttpClient::with_egress`]); by default the engine's own client.
+    /// ([`HttpClient::with_egress`]); by default the engine's own client
+    /// (the `reqwest` feature; without it an egress is required).
     pub egress: Option<Arc<dyn Egress>>,
 }
 
@@ -90,6 +91,10 @@ pub enum EngineError {
     /// The sandbox configuration is invalid or wasmtime refused it.
     #[error("sandbox: {0}")]
     Sandbox(#[from] sandbox::ConfigError),
+    /// The engine was built without the `reqwest` feature (no default
+    /// egress) and [`EngineConfig::egress`] is `None`.
+    #[error("no egress: enable the `reqwest` feature or set one with EngineConfig::with_egress")]
+    NoEgress,
 }
 
 /// The engine an operator embeds: load flows, start conversations, run
@@ -107,10 +112,16 @@ struct Inner {
 
 impl Engine {
     /// Builds an engine: one HTTP client, one sandbox.
+    ///
+    /// Without the `reqwest` feature, fails with [`EngineError::NoEgress`]
+    /// unless the config has an egress.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let http = match &config.egress {
             Some(egress) => HttpClient::with_egress(config.net.clone(), egress.clone())?,
+            #[cfg(feature = "reqwest")]
             None => HttpClient::new(config.net.clone())?,
+            #[cfg(not(feature = "reqwest"))]
+            None => return Err(EngineError::NoEgress),
         };
         let sandbox = Sandbox::new(config.sandbox.clone(), http.clone())?;
         Ok(Engine {

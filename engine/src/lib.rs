@@ -156,7 +156,8 @@
 //!   a [`ChangeSet`], committed only when the block succeeds.
 //! - [`template`]: `{{Property}}` templates, parsed once, rendered per
 //!   context.
-//! - [`net`]: the network policy and the shared HTTP client.
+//! - [`net`]: the network policy and the shared HTTP client (the crate
+//!   `chatflow-net`, re-exported).
 //! - [`rest`]: the REST API block.
 //! - [`sandbox`]: the Code block runtime (ABI v1 in `docs/abi.md`, threat
 //!   model in `docs/security.md`).
@@ -170,6 +171,12 @@
 //!
 //! # Features
 //!
+//! - `reqwest` (on): the default egress, `net::HttpClient::new` (reqwest
+//!   with rustls and the system's root certificates, and a resolver that
+//!   checks every address). Without it there is no HTTP or TLS stack in
+//!   the engine's dependencies, and [`Engine::new`] needs an
+//!   [`Egress`](net::Egress) from [`EngineConfig::with_egress`]
+//!   ([`EngineError::NoEgress`] otherwise).
 //! - `fuzzing` (off): the host's selectors and their reference
 //!   implementations as plain functions, for the fuzz targets.
 
@@ -177,12 +184,12 @@
 
 mod engine;
 pub mod flow;
-pub mod net;
-pub mod properties;
 pub mod rest;
-pub mod sandbox;
 pub mod template;
 
+pub use chatflow_net as net;
+pub use chatflow_sandbox as sandbox;
+pub use chatflow_sandbox::properties;
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use flow::{Conversation, Flow, FlowError, Turn, TurnStatus};
 pub use properties::{ChangeSet, Properties};

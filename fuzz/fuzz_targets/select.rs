@@ -1,5 +1,5 @@
 //! `json_select` and `xml_select` against their straightforward reference
-//! implementations (`engine/src/sandbox/host/parse/reference.rs`), through
+//! implementations (`crates/sandbox/src/host/parse/reference.rs`), through
 //! the engine's `fuzzing` feature.
 //!
 //! Input: a flag byte (bit 0 clear: JSON, set: XML), the document, then

@@ -600,12 +600,7 @@ impl<'e> FlowLoader<'e> {
                     Ok(limits) => Some(limits),
                     Err(errors) => {
                         for e in errors {
-                            let field = match &e {
-                                sandbox::LimitError::OverMaximum { which, .. }
-                                | sandbox::LimitError::Zero { which } => {
-                                    format!("limits.{which}")
-                                }
-                            };
+                            let field = format!("limits.{}", e.which());
                             ctx.problem(Some(field), ProblemKind::Limits(e));
                         }
                         None

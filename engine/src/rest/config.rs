@@ -848,10 +848,8 @@ mod tests {
                 .is_ok()
         );
 
-        let small = NetPolicy {
-            max_timeout: Duration::from_millis(max_ms - 1),
-            ..NetPolicy::default()
-        };
+        let mut small = NetPolicy::default();
+        small.max_timeout = Duration::from_millis(max_ms - 1);
         match at_max.compile_for(&small) {
             Err(CompileError::Limits(over)) => assert_eq!(
                 over,

@@ -1,6 +1,6 @@
 //! chatflow's guests on raw wasmtime 48: the engine configured exactly as
 //! chatflow configures its own (`wasmtime_config` in
-//! `engine/src/sandbox/config.rs`, from the same `SandboxConfig::default()`
+//! `crates/sandbox/src/config.rs`, from the same `SandboxConfig::default()`
 //! values: the pooling allocator and its sizes, memory kept resident, the
 //! wasm features, the stack), and the least host a module needs: the
 //! `chatflow` imports the bench guests call (`property_get`,

@@ -1,10 +1,12 @@
 //! [`Egress`]: the operator's own way out, for requests the policy allowed.
 //!
-//! By default an [`HttpClient`](super::HttpClient) sends with its own
-//! reqwest client. An operator who must send through something else (a
-//! forward proxy, a service mesh's sidecar, an audit log, a recorder in
-//! tests) builds the client with [`HttpClient::with_egress`](super::HttpClient::with_egress)
-//! instead: every request of the REST API block and of a Code block's
+//! By default (`HttpClient::new`, the `reqwest` feature) an
+//! [`HttpClient`](super::HttpClient) sends with its own reqwest client. An
+//! operator who must send through something else (a forward proxy, a
+//! service mesh's sidecar, an audit log, a recorder in tests) builds the
+//! client with [`HttpClient::with_egress`](super::HttpClient::with_egress)
+//! instead, and without the `reqwest` feature that is the only way to build
+//! one: every request of the REST API block and of a Code block's
 //! `http_request` then goes to [`Egress::send`], after the engine has done
 //! what it always does before sending:
 //!

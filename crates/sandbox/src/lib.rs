@@ -1,6 +1,16 @@
-//! The Code block runtime: user-supplied WebAssembly modules run on wasmtime
-//! under fuel, memory, time and I/O limits. This is the host side of ABI v1
-//! (`docs/abi.md`); `docs/security.md` is the threat model.
+//! chatflow-sandbox is the Code block runtime of chatflow: user-supplied
+//! WebAssembly modules run on wasmtime under fuel, memory, time and I/O
+//! limits, reading and writing a conversation's properties ([`properties`])
+//! and making HTTP calls through the host. It is the host side of ABI v1
+//! (`docs/abi.md`); `docs/security.md` is the threat model. It is usable on
+//! its own, without flows or the REST API block (those are
+//! `chatflow-engine`, which re-exports this crate as
+//! `chatflow_engine::sandbox`): it depends on wasmtime, Tokio (timers and
+//! the fiber-based async runs), serde, quick-xml and the network policy of
+//! `chatflow-net`, whose HTTP client a guest's requests go through. It does
+//! not depend on reqwest or a TLS stack: with `chatflow-net`'s `reqwest`
+//! feature off, guests' requests go to the operator's own
+//! [`Egress`](chatflow_net::Egress) (`HttpClient::with_egress`).
 //!
 //! One [`Sandbox`] per process (or per tenant class) holds the wasmtime
 //! engine, the instance pool, the ticker thread and the module cache. Load a
@@ -9,9 +19,9 @@
 //! pool, the conversation's property snapshot, and its own [`Limits`].
 //!
 //! ```
-//! use chatflow_engine::Properties;
-//! use chatflow_engine::net::{HttpClient, NetPolicy};
-//! use chatflow_engine::sandbox::{Sandbox, SandboxConfig};
+//! use chatflow_sandbox::Properties;
+//! use chatflow_net::{HttpClient, NetPolicy};
+//! use chatflow_sandbox::{Sandbox, SandboxConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let http = HttpClient::new(NetPolicy::default())?; // shared with the REST API block
@@ -58,9 +68,15 @@
 //!   ([`CodeBlockConfig`], [`ModuleRef`], [`Sandbox::load_ref`]);
 //! - [`host`]: the imports, one file per family, and the run's state.
 //!
-//! Outside the sandbox it depends on `crate::net` (the HTTP client and
-//! network policy guests' requests go through) and `crate::properties` (a
-//! conversation's property store) only.
+//! - [`properties`]: a conversation's property store ([`Properties`]) and a
+//!   run's pending changes ([`ChangeSet`]).
+//!
+//! # Features
+//!
+//! - `fuzzing` (off): the host's selectors and their reference
+//!   implementations as plain functions, for the fuzz targets.
+
+#![deny(missing_docs)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,8 +85,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::{Engine, Linker, Module};
 
-use crate::net::HttpClient;
-use crate::properties::Properties;
+use chatflow_net::HttpClient;
+
+pub use crate::properties::{ChangeSet, Properties};
 
 mod block;
 mod cache;
@@ -80,6 +97,7 @@ pub mod host;
 pub mod limits;
 mod module;
 pub mod outcome;
+pub mod properties;
 mod run;
 mod ticker;
 
@@ -337,7 +355,7 @@ mod tests {
 
     /// A sandbox with one slot, and a module whose `chatflow_run` is `body`.
     fn one_slot_with(body: &str) -> (Sandbox, CodeModule) {
-        let http = HttpClient::new(crate::net::NetPolicy::default()).unwrap();
+        let http = HttpClient::new(chatflow_net::NetPolicy::default()).unwrap();
         let sandbox =
             Sandbox::new(SandboxConfig::default().with_max_concurrent_runs(1), http).unwrap();
         let wasm = wat::parse_str(format!(
@@ -406,7 +424,7 @@ mod tests {
 
     #[test]
     fn config_bad() {
-        let http = || HttpClient::new(crate::net::NetPolicy::default()).unwrap();
+        let http = || HttpClient::new(chatflow_net::NetPolicy::default()).unwrap();
         let cases = [
             SandboxConfig::default().with_max_concurrent_runs(0),
             SandboxConfig::default().with_epoch_tick(Duration::ZERO),

@@ -17,9 +17,9 @@ use super::{
     CALL_FUEL, LOG_LINE_OVERHEAD, MAX_FAIL_MESSAGE, RunState, charge, code, copy_fuel, guest_error,
     kept, lossy_text, memory, put, range, scan_fuel, store_fuel, truncated,
 };
-use crate::sandbox::limits::LimitKind;
-use crate::sandbox::module::IMPORT_MODULE;
-use crate::sandbox::outcome::{LogEntry, LogLevel, RunError};
+use crate::limits::LimitKind;
+use crate::module::IMPORT_MODULE;
+use crate::outcome::{LogEntry, LogLevel, RunError};
 
 pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.func_wrap(IMPORT_MODULE, "message_send", message_send)?;

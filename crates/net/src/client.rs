@@ -1,46 +1,50 @@
-//! [`HttpClient`]: the one shared `reqwest::Client`, wrapped so that every
-//! request obeys the [`NetPolicy`].
+//! [`HttpClient`]: the [`NetPolicy`] checks, timeout and body cap around
+//! an egress; with the `reqwest` feature, the default egress (one shared
+//! `reqwest::Client` whose resolver checks every address).
 
-use std::collections::BTreeMap;
-use std::error::Error as StdError;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
-use super::policy::AddressRules;
+#[cfg(feature = "reqwest")]
+mod default_egress;
+
 use super::{
-    AddressClass, DenyReason, Egress, EgressRequest, HeaderMap, HeaderValue, InvalidRequest,
-    Method, NetError, NetPolicy, PolicyError, StatusCode, TimeoutPhase, decode_text,
-    decode_text_owned, redact_url, validate_header_name,
+    Egress, EgressRequest, HeaderMap, HeaderValue, InvalidRequest, Method, NetError, NetPolicy,
+    PolicyError, StatusCode, TimeoutPhase, decode_text, decode_text_owned, redact_url,
+    validate_header_name,
 };
 
-const USER_AGENT: &str = concat!("chatflow/", env!("CARGO_PKG_VERSION"));
-
-/// The engine's HTTP client: one `reqwest::Client` (one connection pool)
-/// and the [`NetPolicy`] it enforces.
+/// The engine's HTTP client: the [`NetPolicy`] it enforces and the way
+/// out, either the default egress (one `reqwest::Client`, one connection
+/// pool; the `reqwest` feature) or the operator's [`Egress`].
 ///
-/// Build one per engine with [`HttpClient::new`] and clone it wherever it
-/// is needed: clones share the pool and the policy. Never build one per
-/// request.
+/// Build one per engine with `HttpClient::new` (the `reqwest` feature) or
+/// [`HttpClient::with_egress`] and clone it wherever it is needed: clones
+/// share the pool and the policy. Never build one per request.
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    /// The operator's egress ([`HttpClient::with_egress`]); `None` sends
-    /// with `client`.
-    egress: Option<Arc<dyn Egress>>,
-    /// Built on the first request ([`HttpClient::client`]): loading and
-    /// parsing the system's root certificates is most of what building a
-    /// client costs, and a process whose flows and guests make no request
-    /// (`chatflow check`, most `chatflow code` runs) never needs them.
-    client: tokio::sync::OnceCell<reqwest::Client>,
+    way: Way,
     policy: NetPolicy,
+}
+
+/// Where [`HttpClient::send`] sends what the policy allowed.
+enum Way {
+    /// The operator's egress ([`HttpClient::with_egress`]).
+    Egress(Arc<dyn Egress>),
+    /// The default egress, its client built on the first request
+    /// (`default_egress::exchange`): loading and parsing the system's root
+    /// certificates is most of what building a client costs, and a process
+    /// whose flows and guests make no request (`chatflow check`, most
+    /// `chatflow code` runs) never needs them.
+    #[cfg(feature = "reqwest")]
+    Reqwest(tokio::sync::OnceCell<reqwest::Client>),
 }
 
 impl HttpClient {
@@ -59,6 +63,25 @@ impl HttpClient {
     /// operator's extra roots are still checked here. Should the system's
     /// store yield no certificate at all, every request fails with
     /// [`NetError::Connect`], whose source says so.
+    ///
+    /// Only with the `reqwest` feature (on by default).
+    ///
+    /// ```no_run
+    /// use chatflow_net::{HttpClient, Method, NetPolicy, Request};
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut policy = NetPolicy::default();
+    /// policy.allow_host("api.example.com")?;
+    /// let client = HttpClient::new(policy)?;
+    ///
+    /// let url = "https://api.example.com/v1/users/42".parse()?;
+    /// let request = Request::new(Method::GET, url).header("Accept", "application/json")?;
+    /// let response = client.send(request).await?;
+    /// println!("{} in {:?}: {}", response.status, response.duration, response.text());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "reqwest")]
     pub fn new(policy: NetPolicy) -> Result<HttpClient, PolicyError> {
         policy.validate()?;
         let roots = policy.root_certificates()?;
@@ -69,12 +92,11 @@ impl HttpClient {
             reqwest::Client::builder()
                 .tls_certs_only(roots)
                 .build()
-                .map_err(PolicyError::Client)?;
+                .map_err(|e| PolicyError::Client(Box::new(e)))?;
         }
         Ok(HttpClient {
             inner: Arc::new(Inner {
-                egress: None,
-                client: tokio::sync::OnceCell::new(),
+                way: Way::Reqwest(tokio::sync::OnceCell::new()),
                 policy,
             }),
         })
@@ -86,6 +108,9 @@ impl HttpClient {
     /// apply; resolving names and checking the resolved addresses become
     /// the egress's job (see [`Egress`]). The policy's extra root
     /// certificates are not used (the egress makes the connections).
+    ///
+    /// Available with and without the `reqwest` feature: without it, this
+    /// is how an `HttpClient` is built.
     pub fn with_egress(
         policy: NetPolicy,
         egress: Arc<dyn Egress>,
@@ -93,20 +118,10 @@ impl HttpClient {
         policy.validate()?;
         Ok(HttpClient {
             inner: Arc::new(Inner {
-                egress: Some(egress),
-                client: tokio::sync::OnceCell::new(),
+                way: Way::Egress(egress),
                 policy,
             }),
         })
-    }
-
-    /// The connection pool, built on the first call (one at a time; a
-    /// failed build is not kept, so the next request tries again).
-    async fn client(&self) -> Result<&reqwest::Client, reqwest::Error> {
-        self.inner
-            .client
-            .get_or_try_init(|| async { build_client(&self.inner.policy) })
-            .await
     }
 
     /// The policy this client enforces.
@@ -117,15 +132,18 @@ impl HttpClient {
     /// Sends one request and reads the whole response body (up to the cap).
     ///
     /// Checks the policy first ([`NetPolicy::check_url`]); a host name's
-    /// addresses are checked as it is resolved. Redirects are not followed:
-    /// a 3xx comes back as a [`Response`] like any other status. Non-2xx
-    /// statuses are not errors here.
+    /// addresses are checked as it is resolved (by the default egress; an
+    /// [`Egress`] of the operator's takes that on). Redirects are not
+    /// followed: a 3xx comes back as a [`Response`] like any other status.
+    /// Non-2xx statuses are not errors here.
     ///
-    /// Must run inside a tokio runtime (DNS resolution and timers use it).
+    /// Must run inside a tokio runtime with timers enabled (the total
+    /// timeout; the default egress's DNS resolution too).
     ///
     /// Fails with [`NetError::Denied`], [`NetError::Timeout`],
-    /// [`NetError::Connect`], [`NetError::Transport`],
-    /// [`NetError::BodyTooLarge`] or [`NetError::InvalidRequest`].
+    /// [`NetError::Connect`], [`NetError::Transport`] (the default egress),
+    /// [`NetError::Egress`] (the operator's), [`NetError::BodyTooLarge`] or
+    /// [`NetError::InvalidRequest`].
     pub async fn send(&self, request: Request) -> Result<Response, NetError> {
         let started = Instant::now();
         let policy = &self.inner.policy;
@@ -138,11 +156,22 @@ impl HttpClient {
         let shown = redact_url(&request.url);
         tracing::debug!(method = %request.method, url = %shown, "http request");
         let exchange = async {
-            match &self.inner.egress {
-                Some(egress) => {
+            match &self.inner.way {
+                Way::Egress(egress) => {
                     exchange_with(egress.as_ref(), request, limit, timeout, &shown).await
                 }
-                None => self.exchange(request, limit, timeout, &shown).await,
+                #[cfg(feature = "reqwest")]
+                Way::Reqwest(client) => {
+                    default_egress::exchange(
+                        client,
+                        &self.inner.policy,
+                        request,
+                        limit,
+                        timeout,
+                        &shown,
+                    )
+                    .await
+                }
             }
         };
         let result = match tokio::time::timeout(timeout, exchange).await {
@@ -164,99 +193,6 @@ impl HttpClient {
             r.duration = duration;
             r
         })
-    }
-
-    async fn exchange(
-        &self,
-        request: Request,
-        limit: u64,
-        timeout: Duration,
-        shown: &str,
-    ) -> Result<Response, NetError> {
-        let Request {
-            method,
-            url,
-            headers,
-            body,
-            ..
-        } = request;
-        let is_head = method == Method::HEAD;
-        let client = self.client().await.map_err(|source| {
-            let mut cause = String::new();
-            let mut next: Option<&(dyn StdError + 'static)> = Some(&source);
-            while let Some(e) = next {
-                cause.push_str(&format!(": {e}"));
-                next = e.source();
-            }
-            tracing::warn!("building the http client{cause}");
-            NetError::Connect {
-                url: shown.to_string(),
-                source,
-            }
-        })?;
-        let mut builder = client.request(method, url.clone()).headers(headers);
-        if let Some(body) = body {
-            builder = builder.body(body);
-        }
-        let map_err = |e| self.map_error(e, shown, timeout);
-        let mut response = builder.send().await.map_err(map_err)?;
-        let too_large = || NetError::BodyTooLarge {
-            url: shown.to_string(),
-            limit,
-        };
-        if !is_head && response.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large());
-        }
-        let status = response.status();
-        let headers = std::mem::take(response.headers_mut());
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(map_err)? {
-            if (body.len() + chunk.len()) as u64 > limit {
-                // Dropping `response` here closes the connection: the rest
-                // of the body is never read.
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Response {
-            status,
-            headers,
-            body,
-            url,
-            duration: Duration::ZERO,
-        })
-    }
-
-    /// Maps a reqwest error by its type and source chain, never by message.
-    fn map_error(&self, err: reqwest::Error, shown: &str, total: Duration) -> NetError {
-        let err = err.without_url();
-        let url = shown.to_string();
-        let mut source: Option<&(dyn StdError + 'static)> = Some(&err);
-        while let Some(e) = source {
-            if let Some(denied) = e.downcast_ref::<AddressDenied>() {
-                return NetError::Denied {
-                    url,
-                    reason: DenyReason::Address {
-                        ip: denied.ip,
-                        class: denied.class,
-                    },
-                };
-            }
-            source = e.source();
-        }
-        if err.is_timeout() {
-            let (phase, limit) = if err.is_connect() {
-                (TimeoutPhase::Connect, self.inner.policy.connect_timeout)
-            } else {
-                (TimeoutPhase::Total, total)
-            };
-            return NetError::Timeout { url, phase, limit };
-        }
-        if err.is_connect() {
-            NetError::Connect { url, source: err }
-        } else {
-            NetError::Transport { url, source: err }
-        }
     }
 }
 
@@ -305,28 +241,6 @@ async fn exchange_with(
     })
 }
 
-/// The `reqwest::Client` for `policy`: the system's roots plus the
-/// operator's, no proxy, no redirects, the policy's resolver.
-fn build_client(policy: &NetPolicy) -> Result<reqwest::Client, reqwest::Error> {
-    let mut builder = reqwest::Client::builder();
-    // Checked by `HttpClient::new`: this cannot fail to parse now.
-    let roots = policy.root_certificates().unwrap_or_default();
-    if !roots.is_empty() {
-        builder = builder.tls_certs_merge(roots);
-    }
-    builder
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .connect_timeout(policy.connect_timeout)
-        .dns_resolver(PolicyResolver {
-            rules: AddressRules::from(policy),
-            overrides: Arc::new(policy.resolve.clone()),
-        })
-        .user_agent(USER_AGENT)
-        .build()
-}
-
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
@@ -339,7 +253,7 @@ impl fmt::Debug for HttpClient {
 ///
 /// ```
 /// use std::time::Duration;
-/// use chatflow_engine::net::{Method, Request};
+/// use chatflow_net::{Method, Request};
 ///
 /// let request = Request::new(Method::POST, "https://api.example.com/v1/check".parse()?)
 ///     .header("Content-Type", "application/json")?
@@ -467,62 +381,3 @@ impl Response {
         decode_text_owned(&self.headers, self.body)
     }
 }
-
-/// Resolves names with the system resolver (through tokio) and drops every
-/// address the policy's class rules deny. When nothing is left it fails
-/// with [`AddressDenied`], which [`HttpClient::map_error`] finds in the
-/// error chain and turns into [`NetError::Denied`].
-struct PolicyResolver {
-    rules: AddressRules,
-    /// [`NetPolicy::resolve`].
-    overrides: Arc<BTreeMap<String, SocketAddr>>,
-}
-
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let rules = self.rules;
-        let host = name.as_str().to_ascii_lowercase();
-        let fixed = self.overrides.get(&host).copied();
-        Box::pin(async move {
-            let resolved: Vec<SocketAddr> = match fixed {
-                Some(addr) => vec![addr],
-                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
-            };
-            let mut allowed = Vec::new();
-            let mut first_denied = None;
-            for addr in resolved {
-                match rules.check(addr.ip()) {
-                    Ok(()) => allowed.push(addr),
-                    Err(DenyReason::Address { ip, class }) => {
-                        tracing::debug!(%host, %ip, %class, "resolved address denied by policy");
-                        first_denied.get_or_insert(AddressDenied { ip, class });
-                    }
-                    Err(_) => {}
-                }
-            }
-            if allowed.is_empty() {
-                return Err(match first_denied {
-                    Some(denied) => Box::new(denied) as Box<dyn StdError + Send + Sync>,
-                    None => format!("{host:?} resolved to no address").into(),
-                });
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
-        })
-    }
-}
-
-/// Every address a name resolved to is denied; carried through reqwest's
-/// error chain to the caller.
-#[derive(Debug)]
-struct AddressDenied {
-    ip: IpAddr,
-    class: AddressClass,
-}
-
-impl fmt::Display for AddressDenied {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "address {} is {}", self.ip, self.class)
-    }
-}
-
-impl StdError for AddressDenied {}

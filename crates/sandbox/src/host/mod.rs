@@ -26,8 +26,8 @@ use wasmtime::{Caller, Extern, Linker, Memory};
 use super::limits::{LimitKind, Limits};
 use super::outcome::{GuestMemoryError, LogEntry, RunError};
 use super::{CancelToken, SandboxConfig};
-use crate::net::HttpClient;
 use crate::properties::{ChangeSet, Properties};
+use chatflow_net::HttpClient;
 
 mod http;
 mod log;

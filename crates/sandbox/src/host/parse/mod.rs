@@ -40,7 +40,7 @@ use std::ops::Range;
 use wasmtime::{Caller, Linker};
 
 use super::{CALL_FUEL, RunState, charge, code, copy_fuel, memory, range};
-use crate::sandbox::module::IMPORT_MODULE;
+use crate::module::IMPORT_MODULE;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -16,10 +16,10 @@ use super::{
     CALL_FUEL, RunState, charge, code, copy_fuel, guest_error, kept, lookup_fuel, memory, put,
     quoted, range, scan_fuel, store_fuel,
 };
+use crate::limits::LimitKind;
+use crate::module::IMPORT_MODULE;
+use crate::outcome::RunError;
 use crate::properties::{MAX_NAME_LEN, NameError, validate_name};
-use crate::sandbox::limits::LimitKind;
-use crate::sandbox::module::IMPORT_MODULE;
-use crate::sandbox::outcome::RunError;
 
 pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.func_wrap(IMPORT_MODULE, "property_get", property_get)?;

@@ -1,5 +1,5 @@
 //! `http_request` and the response readers: requests through the engine's
-//! shared [`HttpClient`], under the same [`NetPolicy`](crate::net::NetPolicy)
+//! shared [`HttpClient`], under the same [`NetPolicy`](chatflow_net::NetPolicy)
 //! as the REST API block.
 //!
 //! `http_request` is an async host function: while the request is in
@@ -47,10 +47,10 @@ pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
 pub(crate) fn receive_fuel(bytes: usize) -> u64 {
     2 * bytes as u64
 }
-use crate::net::{HttpClient, Method, NetError, Request};
-use crate::sandbox::limits::LimitKind;
-use crate::sandbox::module::IMPORT_MODULE;
-use crate::sandbox::outcome::RunError;
+use crate::limits::LimitKind;
+use crate::module::IMPORT_MODULE;
+use crate::outcome::RunError;
+use chatflow_net::{HttpClient, Method, NetError, Request};
 
 /// HTTP bookkeeping of one run.
 #[derive(Debug, Default)]

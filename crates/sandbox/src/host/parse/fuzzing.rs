@@ -1,12 +1,12 @@
 //! The host's selectors as plain functions, next to their [`reference`](mod@reference)
 //! implementations, for property tests and fuzz targets (public with the
-//! `fuzzing` feature, as `chatflow_engine::sandbox::host::fuzzing`).
+//! `fuzzing` feature, as `chatflow_sandbox::host::fuzzing`).
 //!
 //! A fuzz target feeds the same document and selectors to both and asserts
 //! equal results:
 //!
 //! ```ignore
-//! use chatflow_engine::sandbox::host::fuzzing::{json_select_all, reference};
+//! use chatflow_sandbox::host::fuzzing::{json_select_all, reference};
 //! let host = json_select_all(text, &pointers);
 //! for (pointer, got) in pointers.iter().zip(host) {
 //!     assert_eq!(got.result, reference::json_select(text, pointer));

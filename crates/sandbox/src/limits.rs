@@ -59,7 +59,7 @@ pub struct Limits {
     /// the deadline itself.
     ///
     /// By default 5 s; at most 60 s.
-    #[serde(with = "duration_ms")]
+    #[serde(with = "chatflow_net::serde_millis")]
     pub wall_time: Duration,
     /// HTTP requests a run may make (every `http_request` call counts,
     /// whatever its result).
@@ -191,7 +191,7 @@ impl Limits {
     /// [`Properties::byte_size`](crate::properties::Properties::byte_size)).
     ///
     /// ```
-    /// use chatflow_engine::sandbox::Limits;
+    /// use chatflow_sandbox::Limits;
     /// let bound = Limits::default().host_memory(0);
     /// // 2 × 8 MiB + 3 × 64 KiB + 2 × 4 MiB + 10 × 64 KiB + 4 × 8 MiB + 256 KiB
     /// assert_eq!(bound.total(), (56 << 20) + (1088 << 10));
@@ -367,7 +367,7 @@ impl HostMemory {
 /// a silently ignored setting.
 ///
 /// ```
-/// use chatflow_engine::sandbox::LimitOverrides;
+/// use chatflow_sandbox::LimitOverrides;
 /// let o: LimitOverrides = serde_json::from_str(r#"{"fuel": 5000000, "wall_time_ms": 2000}"#).unwrap();
 /// assert_eq!(o.fuel, Some(5_000_000));
 /// ```
@@ -487,23 +487,12 @@ pub enum LimitError {
     },
 }
 
-/// Durations as whole milliseconds in JSON (`wall_time`, like the flow
-/// file's `wall_time_ms`).
-///
-/// The network policy has the same helper (`mod millis` in
-/// `net/policy.rs`); they become one when the network policy is its own
-/// crate, which the sandbox will depend on.
-mod duration_ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
+impl LimitError {
+    /// The limit the error is about.
+    pub fn which(&self) -> LimitKind {
+        match self {
+            LimitError::OverMaximum { which, .. } | LimitError::Zero { which } => *which,
+        }
     }
 }
 

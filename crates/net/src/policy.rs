@@ -54,13 +54,13 @@ use super::{DenyReason, InvalidRequest, NetError, redact_url};
 ///
 /// ```
 /// use std::time::Duration;
-/// use chatflow_engine::net::NetPolicy;
+/// use chatflow_net::NetPolicy;
 ///
 /// let mut policy = NetPolicy::default();
 /// policy.allow_host("api.example.com")?.allow_host("*.partner.example")?;
 /// policy.timeout = Duration::from_secs(5);
 /// policy.validate()?;
-/// # Ok::<(), chatflow_engine::net::PolicyError>(())
+/// # Ok::<(), chatflow_net::PolicyError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -85,22 +85,24 @@ pub struct NetPolicy {
     /// By default this is `false`.
     pub allow_private: bool,
     /// How long establishing a connection (TCP and TLS) may take. Applies
-    /// to every request; not overridable per request.
+    /// to every request of the default egress (an [`Egress`](super::Egress)
+    /// of the operator's makes its own connections, and gets only the total
+    /// timeout); not overridable per request.
     ///
     /// By default this is 5 seconds.
-    #[serde(rename = "connect_timeout_ms", with = "millis")]
+    #[serde(rename = "connect_timeout_ms", with = "crate::serde_millis")]
     pub connect_timeout: Duration,
     /// Total time for one request, from sending to the last body byte, when
     /// the request does not set its own.
     ///
     /// By default this is 10 seconds.
-    #[serde(rename = "timeout_ms", with = "millis")]
+    #[serde(rename = "timeout_ms", with = "crate::serde_millis")]
     pub timeout: Duration,
     /// The longest total timeout a request may ask for; longer requests are
     /// clamped to it.
     ///
     /// By default this is 60 seconds.
-    #[serde(rename = "max_timeout_ms", with = "millis")]
+    #[serde(rename = "max_timeout_ms", with = "crate::serde_millis")]
     pub max_timeout: Duration,
     /// The response body cap, in bytes, when the request does not set its
     /// own. A body over the cap fails the request with
@@ -131,7 +133,9 @@ pub struct NetPolicy {
     /// system's roots: for APIs whose certificates an internal CA signs.
     /// An entry with no certificate in it is refused by
     /// [`validate`](Self::validate); one whose certificate does not parse
-    /// makes [`HttpClient::new`](super::HttpClient::new) fail.
+    /// makes `HttpClient::new` fail. Only the default egress (the `reqwest`
+    /// feature) uses them: an [`Egress`](super::Egress) of the operator's
+    /// makes its own connections.
     ///
     /// By default there are none.
     pub tls_root_certificates: Vec<String>,
@@ -178,11 +182,13 @@ pub enum PolicyError {
         index: usize,
         /// Why reading it failed, if it was more than finding none.
         #[source]
-        source: Option<reqwest::Error>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// The HTTP client could not be built (TLS initialisation).
+    /// The default egress's HTTP client could not be built (TLS
+    /// initialisation with the extra roots); only `HttpClient::new`, with
+    /// the `reqwest` feature, returns it.
     #[error("building the http client")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl NetPolicy {
@@ -195,8 +201,14 @@ impl NetPolicy {
     /// Checks the limits (every timeout and cap is non-zero, and each
     /// default is at most its maximum) and that every
     /// [`tls_root_certificates`](Self::tls_root_certificates) entry holds a
-    /// certificate. [`HttpClient::new`](super::HttpClient::new)
-    /// calls this.
+    /// certificate. `HttpClient::new` and
+    /// [`HttpClient::with_egress`](super::HttpClient::with_egress) call
+    /// this.
+    ///
+    /// With the `reqwest` feature the certificates are parsed as the
+    /// default egress will load them; without it (no TLS stack to parse
+    /// them with), an entry must hold a `-----BEGIN CERTIFICATE-----` …
+    /// `-----END CERTIFICATE-----` block.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let err = |msg| Err(PolicyError::Limits(msg));
         if self.connect_timeout.is_zero() {
@@ -214,12 +226,33 @@ impl NetPolicy {
         if self.response_bytes > self.max_response_bytes {
             return err("response_bytes is more than max_response_bytes");
         }
-        self.root_certificates()?;
+        self.check_root_certificates()
+    }
+
+    #[cfg(feature = "reqwest")]
+    fn check_root_certificates(&self) -> Result<(), PolicyError> {
+        self.root_certificates().map(drop)
+    }
+
+    #[cfg(not(feature = "reqwest"))]
+    fn check_root_certificates(&self) -> Result<(), PolicyError> {
+        for (index, pem) in self.tls_root_certificates.iter().enumerate() {
+            let block = pem
+                .split_once("-----BEGIN CERTIFICATE-----")
+                .is_some_and(|(_, rest)| rest.contains("-----END CERTIFICATE-----"));
+            if !block {
+                return Err(PolicyError::RootCertificate {
+                    index,
+                    source: None,
+                });
+            }
+        }
         Ok(())
     }
 
     /// The certificates of [`tls_root_certificates`](Self::tls_root_certificates),
     /// each entry required to hold at least one.
+    #[cfg(feature = "reqwest")]
     pub(crate) fn root_certificates(&self) -> Result<Vec<reqwest::Certificate>, PolicyError> {
         let mut all = Vec::new();
         for (index, pem) in self.tls_root_certificates.iter().enumerate() {
@@ -234,7 +267,7 @@ impl NetPolicy {
                 Err(e) => {
                     return Err(PolicyError::RootCertificate {
                         index,
-                        source: Some(e),
+                        source: Some(Box::new(e)),
                     });
                 }
             }
@@ -735,21 +768,6 @@ impl<'de> Deserialize<'de> for HostPattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Durations as whole milliseconds in config files.
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 
@@ -1310,6 +1328,49 @@ mod tests {
 
     fn p_timeout(t: Option<Duration>) -> Result<Duration, InvalidRequest> {
         NetPolicy::default().effective_timeout(t)
+    }
+
+    /// An entry without a certificate is refused with and without the
+    /// `reqwest` feature; a well-formed PEM block passes `validate` either
+    /// way (with the feature, a block that is not a certificate fails
+    /// `HttpClient::new` instead: `extra_root_certificates_bad` in the
+    /// engine's tests).
+    #[test]
+    fn root_certificates_bad() {
+        for (entries, index) in [
+            (vec!["not a certificate"], 0),
+            (vec![""], 0),
+            (
+                vec!["-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"],
+                0,
+            ),
+            (
+                vec![
+                    "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+                    "-----BEGIN CERTIFICATE-----\n",
+                ],
+                1,
+            ),
+        ] {
+            let p = NetPolicy {
+                tls_root_certificates: entries.iter().map(|e| e.to_string()).collect(),
+                ..NetPolicy::default()
+            };
+            match p.validate() {
+                Err(PolicyError::RootCertificate { index: got, .. }) => {
+                    assert_eq!(got, index, "{entries:?}")
+                }
+                other => panic!("{entries:?}: expected a refused root, got {other:?}"),
+            }
+        }
+        let p = NetPolicy {
+            tls_root_certificates: vec![
+                "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+                    .into(),
+            ],
+            ..NetPolicy::default()
+        };
+        assert_eq!(p.validate().ok(), Some(()));
     }
 
     #[test]

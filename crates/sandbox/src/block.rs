@@ -15,7 +15,7 @@ use super::module::{CodeModule, LoadError, hex, parse_hex32};
 /// A Code block's configuration in a flow file.
 ///
 /// ```
-/// use chatflow_engine::sandbox::{CodeBlockConfig, ModuleRef};
+/// use chatflow_sandbox::{CodeBlockConfig, ModuleRef};
 /// let block: CodeBlockConfig = serde_json::from_str(r#"{
 ///     "module": "blocks/parse_order.wasm",
 ///     "limits": {"fuel": 50000000, "wall_time_ms": 1000},

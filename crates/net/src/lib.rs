@@ -1,43 +1,78 @@
-//! The network policy and the shared HTTP client.
-//!
-//! Both blocks that touch the network go through here: the REST API block
-//! ([`crate::rest`]) and the Code block's HTTP imports. One [`HttpClient`]
-//! per engine holds the one `reqwest::Client` (connection pool, TLS
-//! configuration) and the [`NetPolicy`] it enforces; cloning it is cheap
-//! and shares both.
+//! The outbound network policy and HTTP client of chatflow: where the REST
+//! API block and a Code block's `http_request` may send requests, and the
+//! one client that enforces it. [`NetPolicy`] holds the rules (allowed
+//! hosts, address classes with the cloud metadata addresses always denied,
+//! timeouts and a response size cap); [`HttpClient`] checks every request
+//! against them, then hands it to an [`Egress`], the way out. The crate
+//! depends on `url`, `http` (for [`Method`], [`HeaderMap`]…), `serde`,
+//! `tokio` (timers) and, for text, `mime` and `encoding_rs`. Its `reqwest`
+//! feature, on by default, adds the default egress, `HttpClient::new`: a
+//! reqwest client with rustls and the system's root certificates, whose DNS
+//! resolver checks every address it returns. Without the feature there is
+//! no HTTP or TLS stack in the dependency tree, and an operator builds the
+//! client with their own egress ([`HttpClient::with_egress`]).
 //!
 //! What the client guarantees, whoever calls it:
 //!
 //! - the [`NetPolicy`] rules: `http`/`https` only, the allowed-hosts list,
-//!   and address classes checked on IP literals before sending and on every
-//!   address DNS returns (by a resolver inside the client), so
+//!   and address classes checked on IP literals before sending and (by the
+//!   default egress) on every address DNS returns, so
 //!   `http://2130706433/`, `http://[::ffff:127.0.0.1]/` or a name that
 //!   resolves to `169.254.169.254` are all denied by default;
-//! - no proxies (environment variables such as `HTTP_PROXY` are ignored),
-//!   no automatic redirects (a caller that wants to follow one, like the
-//!   REST block for 301, reads `location` and sends again, so every hop is
-//!   checked), no automatic decompression, no cookies;
-//! - a connect timeout, a total timeout (from sending to the last body
-//!   byte) and a response body cap; the body is streamed and the request
-//!   aborted as soon as it crosses the cap, so memory stays bounded;
+//! - a total timeout (from sending to the last body byte) and a response
+//!   body cap around every egress; the default egress also has a connect
+//!   timeout, streams the body and aborts as soon as it crosses the cap, so
+//!   memory stays bounded;
+//! - with the default egress: no proxies (environment variables such as
+//!   `HTTP_PROXY` are ignored), no automatic redirects (a caller that wants
+//!   to follow one, like the REST block for 301, reads `location` and sends
+//!   again, so every hop is checked), no automatic decompression, no
+//!   cookies;
 //! - errors a caller can match ([`NetError`]) whose messages show URLs
 //!   without query strings or credentials ([`redact_url`]).
 //!
-//! ```no_run
-//! use chatflow_engine::net::{HttpClient, Method, NetPolicy, Request};
+//! An egress of one's own, here one that answers every request itself (a
+//! real one would forward to a proxy or a service mesh); the policy still
+//! refuses what it must before the egress sees it:
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! use std::sync::Arc;
+//! use chatflow_net::{
+//!     Egress, EgressFuture, EgressRequest, EgressResponse, HttpClient, Method, NetError,
+//!     NetPolicy, Request, StatusCode,
+//! };
+//!
+//! struct Canned;
+//!
+//! impl Egress for Canned {
+//!     fn send(&self, request: EgressRequest) -> EgressFuture<'_> {
+//!         Box::pin(async move {
+//!             let body = format!("you asked for {}", request.url.path());
+//!             Ok(EgressResponse::new(StatusCode::OK, body))
+//!         })
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut policy = NetPolicy::default();
 //! policy.allow_host("api.example.com")?;
-//! let client = HttpClient::new(policy)?;
+//! let client = HttpClient::with_egress(policy, Arc::new(Canned))?;
 //!
-//! let url = "https://api.example.com/v1/users/42".parse()?;
-//! let request = Request::new(Method::GET, url).header("Accept", "application/json")?;
-//! let response = client.send(request).await?;
-//! println!("{} in {:?}: {}", response.status, response.duration, response.text());
-//! # Ok(())
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! runtime.block_on(async {
+//!     let url = "https://api.example.com/v1/users/42".parse()?;
+//!     let request = Request::new(Method::GET, url).header("Accept", "application/json")?;
+//!     let response = client.send(request).await?;
+//!     assert_eq!(response.text(), "you asked for /v1/users/42");
+//!
+//!     let elsewhere = Request::new(Method::GET, "https://evil.example/".parse()?);
+//!     assert!(matches!(client.send(elsewhere).await, Err(NetError::Denied { .. })));
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })
 //! # }
 //! ```
+
+#![deny(missing_docs)]
 
 use std::fmt;
 use std::net::IpAddr;
@@ -49,12 +84,14 @@ use url::Url;
 mod client;
 mod egress;
 mod policy;
+#[doc(hidden)]
+pub mod serde_millis;
 
 pub use client::{HttpClient, Request, Response};
 pub use egress::{Egress, EgressError, EgressFuture, EgressRequest, EgressResponse};
+pub use http::header::{HeaderMap, HeaderName, HeaderValue};
+pub use http::{Method, StatusCode};
 pub use policy::{AddressClass, HostPattern, METADATA_ADDRESSES, NetPolicy, PolicyError, classify};
-pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-pub use reqwest::{Method, StatusCode};
 
 /// Why a request failed. Every variant that concerns a URL shows it
 /// without its query string or credentials.
@@ -87,9 +124,10 @@ pub enum NetError {
     Connect {
         /// The URL, redacted.
         url: String,
-        /// The underlying error (its own URL stripped).
+        /// The underlying error (its own URL stripped): the HTTP stack's,
+        /// kept for its message and source chain, not for its type.
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The request failed after connecting: the connection dropped while
     /// reading, or the server broke the HTTP protocol.
@@ -97,9 +135,10 @@ pub enum NetError {
     Transport {
         /// The URL, redacted.
         url: String,
-        /// The underlying error (its own URL stripped).
+        /// The underlying error (its own URL stripped): the HTTP stack's,
+        /// kept for its message and source chain, not for its type.
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The operator's [`Egress`] failed to get a response.
     #[error("request to {url} failed in the egress")]
@@ -318,7 +357,7 @@ pub(crate) fn decode_text_owned(headers: &HeaderMap, body: Vec<u8>) -> String {
 /// The encoding named by the `Content-Type` charset, UTF-8 by default.
 fn charset(headers: &HeaderMap) -> &'static Encoding {
     headers
-        .get(reqwest::header::CONTENT_TYPE)
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| ct.parse::<mime::Mime>().ok())
         .and_then(|m| {
@@ -382,7 +421,7 @@ mod tests {
         let with = |ct: &str| {
             let mut h = HeaderMap::new();
             h.insert(
-                reqwest::header::CONTENT_TYPE,
+                http::header::CONTENT_TYPE,
                 HeaderValue::from_str(ct).unwrap(),
             );
             h
@@ -448,7 +487,7 @@ mod tests {
     fn decodes_by_charset_bad() {
         let mut h = HeaderMap::new();
         h.insert(
-            reqwest::header::CONTENT_TYPE,
+            http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=no-such-charset"),
         );
         assert_eq!(
