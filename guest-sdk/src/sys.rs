@@ -15,9 +15,9 @@
 
 use std::mem::MaybeUninit;
 
-// The error codes, as the host returns them.
+// The error codes the SDK's calls handle, as the host returns them.
 pub(crate) use chatflow_abi::code::{
-    BAD_HANDLE, CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEABLE, TIMEOUT,
+    CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEABLE, TIMEOUT,
 };
 
 /// Declares the imports on wasm32 and, for the unit tests, the same
@@ -418,7 +418,7 @@ mod tests {
         assert_eq!(read_vec(|_| NOT_FOUND), Err(NOT_FOUND));
         assert_eq!(read_vec_sized(|_| INVALID), Err(INVALID));
         assert_eq!(with_bytes(|_| DENIED, |_| ()), Err(DENIED));
-        assert_eq!(code_name(BAD_HANDLE), "BAD_HANDLE");
+        assert_eq!(code_name(chatflow_abi::code::BAD_HANDLE), "BAD_HANDLE");
         assert_eq!(code_name(-99), "unknown code");
     }
 }

@@ -22,7 +22,9 @@ use chatflow_abi::{
 
 use super::{Failure, HttpRequest, LimitKind, LogRecord, Reply, ReplyKind, TestHost};
 use crate::log::Level;
-use crate::sys::{BAD_HANDLE, CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEABLE, TIMEOUT};
+use chatflow_abi::code::{
+    BAD_HANDLE, CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEABLE, TIMEOUT,
+};
 
 /// Everything one run has done so far.
 pub(crate) struct RunState {
