@@ -55,43 +55,9 @@ use serde::de::DeserializeOwned;
 
 use crate::sys;
 
-/// An HTTP method the host supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Method {
-    /// `GET`
-    Get,
-    /// `POST`
-    Post,
-    /// `PUT`
-    Put,
-    /// `DELETE`
-    Delete,
-    /// `PATCH`
-    Patch,
-    /// `HEAD`
-    Head,
-}
-
-impl Method {
-    /// The method as sent on the wire, e.g. `"GET"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-            Method::Patch => "PATCH",
-            Method::Head => "HEAD",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// An HTTP method the host supports: the ABI's own type, written in upper
+/// case on the wire.
+pub use chatflow_abi::http::Method;
 
 /// Why an HTTP request failed. Each variant says which request (method and
 /// URL without query string or credentials) and carries the host's message.
@@ -366,7 +332,9 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The request as the ABI's JSON object (`docs/abi.md`, `http_request`).
+    /// The request as the ABI's JSON object (`docs/abi.md`, `http_request`;
+    /// the field names are [`chatflow_abi::http::field`], checked by the
+    /// test `the_wire_fields_are_the_abis`).
     pub(crate) fn to_wire(&self) -> Vec<u8> {
         #[derive(Serialize)]
         struct Wire<'a> {
@@ -590,6 +558,31 @@ pub(crate) fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chatflow_abi::http::field;
+
+    #[test]
+    fn the_wire_fields_are_the_abis() {
+        let full = Request::post("https://a.example/x")
+            .header("X-Key", "k")
+            .body("b")
+            .timeout(Duration::from_millis(5));
+        let wire: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&full.to_wire()).unwrap();
+        let mut keys: Vec<&str> = wire.keys().map(String::as_str).collect();
+        let mut all = field::ALL.to_vec();
+        keys.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(keys, all);
+        assert_eq!(wire[field::METHOD], "POST");
+        // A bare request sends the required fields only.
+        let bare: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&Request::get("https://a.example/").to_wire()).unwrap();
+        let mut keys: Vec<&str> = bare.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut required = field::REQUIRED.to_vec();
+        required.sort_unstable();
+        assert_eq!(keys, required);
+    }
 
     #[test]
     fn query_parameters_are_encoded_and_appended() {

@@ -6,60 +6,78 @@
 //! above this module (the retry logic, the error mapping) is the code that
 //! runs in the sandbox, and native tests exercise it too.
 //!
+//! The import declarations are checked against the ABI crate's table
+//! ([`chatflow_abi::IMPORTS`]) by a unit test, and the error codes are the
+//! ABI crate's ([`chatflow_abi::code`]).
+//!
 //! Nothing here is public: the safe modules (`context`, `log`, `http`) are the
 //! API.
 
 use std::mem::MaybeUninit;
 
-/// `NOT_FOUND`: property not set, selector matched nothing, no error recorded.
-pub(crate) const NOT_FOUND: i32 = -1;
-/// `INVALID`: an argument is invalid (name, request JSON, URL, pointer, path).
-pub(crate) const INVALID: i32 = -2;
-/// `NOT_PARSEABLE`: the property is not JSON / not well-formed XML.
-pub(crate) const NOT_PARSEABLE: i32 = -3;
-/// `DENIED`: HTTP request refused by the network policy.
-pub(crate) const DENIED: i32 = -4;
-/// `TIMEOUT`: HTTP request timed out.
-pub(crate) const TIMEOUT: i32 = -5;
-/// `CONNECTION`: HTTP request failed (refused, reset, DNS, TLS, protocol).
-pub(crate) const CONNECTION: i32 = -6;
-/// `BAD_HANDLE`: no HTTP response with that handle in this run.
-pub(crate) const BAD_HANDLE: i32 = -7;
+// The error codes the SDK's calls handle, as the host returns them.
+pub(crate) use chatflow_abi::code::{
+    CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEABLE, TIMEOUT,
+};
 
-#[cfg(target_arch = "wasm32")]
-mod imports {
-    // Types exactly as in docs/abi.md: every parameter and result is `i32`;
-    // pointers and lengths are unsigned 32-bit values carried in `i32`.
-    #[link(wasm_import_module = "chatflow")]
-    unsafe extern "C" {
-        pub fn property_get(name_ptr: i32, name_len: i32, buf_ptr: i32, buf_cap: i32) -> i32;
-        pub fn property_set(name_ptr: i32, name_len: i32, val_ptr: i32, val_len: i32) -> i32;
-        pub fn property_remove(name_ptr: i32, name_len: i32) -> i32;
-        pub fn message_send(text_ptr: i32, text_len: i32) -> i32;
-        pub fn log(level: i32, msg_ptr: i32, msg_len: i32);
-        pub fn fail(msg_ptr: i32, msg_len: i32);
-        pub fn last_error(buf_ptr: i32, buf_cap: i32) -> i32;
-        pub fn http_request(req_ptr: i32, req_len: i32) -> i32;
-        pub fn http_response_status(handle: i32) -> i32;
-        pub fn http_response_headers(handle: i32, buf_ptr: i32, buf_cap: i32) -> i32;
-        pub fn http_response_body(handle: i32, buf_ptr: i32, buf_cap: i32) -> i32;
-        pub fn json_select(
-            prop_ptr: i32,
-            prop_len: i32,
-            pointer_ptr: i32,
-            pointer_len: i32,
-            buf_ptr: i32,
-            buf_cap: i32,
-        ) -> i32;
-        pub fn xml_select(
-            prop_ptr: i32,
-            prop_len: i32,
-            path_ptr: i32,
-            path_len: i32,
-            buf_ptr: i32,
-            buf_cap: i32,
-        ) -> i32;
-    }
+/// Declares the imports on wasm32 and, for the unit tests, the same
+/// declarations as data (`DECLARED`), so a test checks them against
+/// [`chatflow_abi::IMPORTS`]: Rust needs the names and types written out
+/// in the `extern` block, and this way they are written once.
+macro_rules! imports {
+    (
+        module $module:tt;
+        $( fn $name:ident ( $( $arg:ident : $ty:ident ),* $(,)? ) $( -> $ret:ident )? ; )*
+    ) => {
+        #[cfg(target_arch = "wasm32")]
+        mod imports {
+            #[link(wasm_import_module = $module)]
+            unsafe extern "C" {
+                $( pub fn $name( $( $arg : $ty ),* ) $( -> $ret )?; )*
+            }
+        }
+
+        /// The import module and every import declared: name, parameter
+        /// types, result types, as written.
+        #[cfg(test)]
+        const DECLARED: (&str, &[(&str, &[&str], &[&str])]) = (
+            $module,
+            &[ $( (stringify!($name), &[ $( stringify!($ty) ),* ], &[ $( stringify!($ret) )? ]) ),* ],
+        );
+    };
+}
+
+// Types exactly as in docs/abi.md: every parameter and result is `i32`;
+// pointers and lengths are unsigned 32-bit values carried in `i32`.
+imports! {
+    module "chatflow";
+    fn property_get(name_ptr: i32, name_len: i32, buf_ptr: i32, buf_cap: i32) -> i32;
+    fn property_set(name_ptr: i32, name_len: i32, val_ptr: i32, val_len: i32) -> i32;
+    fn property_remove(name_ptr: i32, name_len: i32) -> i32;
+    fn message_send(text_ptr: i32, text_len: i32) -> i32;
+    fn log(level: i32, msg_ptr: i32, msg_len: i32);
+    fn fail(msg_ptr: i32, msg_len: i32);
+    fn last_error(buf_ptr: i32, buf_cap: i32) -> i32;
+    fn http_request(req_ptr: i32, req_len: i32) -> i32;
+    fn http_response_status(handle: i32) -> i32;
+    fn http_response_headers(handle: i32, buf_ptr: i32, buf_cap: i32) -> i32;
+    fn http_response_body(handle: i32, buf_ptr: i32, buf_cap: i32) -> i32;
+    fn json_select(
+        prop_ptr: i32,
+        prop_len: i32,
+        pointer_ptr: i32,
+        pointer_len: i32,
+        buf_ptr: i32,
+        buf_cap: i32,
+    ) -> i32;
+    fn xml_select(
+        prop_ptr: i32,
+        prop_len: i32,
+        path_ptr: i32,
+        path_len: i32,
+        buf_ptr: i32,
+        buf_cap: i32,
+    ) -> i32;
 }
 
 /// `(ptr, len)` of a byte string, as the ABI carries them.
@@ -281,21 +299,37 @@ pub(crate) fn last_error_message(code: i32) -> String {
 
 /// The ABI name of an error code, for messages.
 pub(crate) fn code_name(code: i32) -> &'static str {
-    match code {
-        NOT_FOUND => "NOT_FOUND",
-        INVALID => "INVALID",
-        NOT_PARSEABLE => "NOT_PARSEABLE",
-        DENIED => "DENIED",
-        TIMEOUT => "TIMEOUT",
-        CONNECTION => "CONNECTION",
-        BAD_HANDLE => "BAD_HANDLE",
-        _ => "unknown code",
-    }
+    chatflow_abi::code::name(code).unwrap_or("unknown code")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every import the SDK declares is an ABI v1 import with the ABI's
+    /// type, in the ABI's module, and the SDK declares all of them.
+    #[test]
+    fn the_declared_imports_are_the_abis() {
+        let (module, declared) = DECLARED;
+        assert_eq!(module, chatflow_abi::IMPORT_MODULE);
+        let text = |types: &[chatflow_abi::ValType]| -> Vec<&str> {
+            types.iter().map(|t| t.as_str()).collect()
+        };
+        for (name, params, results) in declared {
+            let abi = chatflow_abi::import(name)
+                .unwrap_or_else(|| panic!("{name} is not an ABI v1 import"));
+            assert_eq!(
+                (*params, *results),
+                (&text(abi.params)[..], &text(abi.results)[..]),
+                "{name}"
+            );
+        }
+        let mut names: Vec<&str> = declared.iter().map(|(name, _, _)| *name).collect();
+        let mut abi: Vec<&str> = chatflow_abi::IMPORTS.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        abi.sort_unstable();
+        assert_eq!(names, abi);
+    }
 
     /// A fake import that follows the length protocol over `value`, counting
     /// calls and the bytes it copied.
@@ -384,7 +418,7 @@ mod tests {
         assert_eq!(read_vec(|_| NOT_FOUND), Err(NOT_FOUND));
         assert_eq!(read_vec_sized(|_| INVALID), Err(INVALID));
         assert_eq!(with_bytes(|_| DENIED, |_| ()), Err(DENIED));
-        assert_eq!(code_name(BAD_HANDLE), "BAD_HANDLE");
+        assert_eq!(code_name(chatflow_abi::code::BAD_HANDLE), "BAD_HANDLE");
         assert_eq!(code_name(-99), "unknown code");
     }
 }

@@ -5,37 +5,17 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use chatflow_abi::{FUNC_EXPORTS, IMPORT_MODULE};
 use wasmtime::{ExternType, InstancePre, Module, ModuleExport, ValType};
 
+// The one use of `host` here: a pre-instantiated module is typed by the
+// store data its imports work on. Validation (`check_abi`) reads only the
+// ABI crate's tables.
 use super::host::RunState;
 
-/// The import module name of every ABI v1 import.
-pub const IMPORT_MODULE: &str = "chatflow";
-
-/// The ABI v1 imports: name, number of `i32` parameters, number of `i32`
-/// results. Every parameter and result is an `i32`.
-pub(crate) const ABI_IMPORTS: &[(&str, usize, usize)] = &[
-    ("property_get", 4, 1),
-    ("property_set", 4, 1),
-    ("property_remove", 2, 1),
-    ("message_send", 2, 1),
-    ("log", 3, 0),
-    ("fail", 2, 0),
-    ("last_error", 2, 1),
-    ("http_request", 2, 1),
-    ("http_response_status", 1, 1),
-    ("http_response_headers", 3, 1),
-    ("http_response_body", 3, 1),
-    ("json_select", 6, 1),
-    ("xml_select", 6, 1),
-];
-
-/// The entry point export.
-pub const RUN_EXPORT: &str = "chatflow_run";
-/// The ABI v1 marker export.
-pub const MARKER_EXPORT: &str = "chatflow_abi_v1";
-/// The memory export.
-pub const MEMORY_EXPORT: &str = "memory";
+// The names the run loop needs, from the ABI crate (the sandbox's run code
+// reaches them through this module).
+pub(crate) use chatflow_abi::{MEMORY_EXPORT, RUN_EXPORT};
 
 /// A validated, compiled Code block module, ready to run.
 ///
@@ -295,7 +275,9 @@ pub enum AbiProblem {
     },
 }
 
-/// Checks a compiled module against ABI v1, collecting every problem.
+/// Checks a compiled module against ABI v1 ([`chatflow_abi::IMPORTS`],
+/// [`chatflow_abi::FUNC_EXPORTS`], [`MEMORY_EXPORT`]), collecting every
+/// problem.
 pub(crate) fn check_abi(module: &Module) -> Vec<AbiProblem> {
     let mut problems = Vec::new();
     for import in module.imports() {
@@ -313,23 +295,20 @@ pub(crate) fn check_abi(module: &Module) -> Vec<AbiProblem> {
             }
         };
         let abi = (m == IMPORT_MODULE)
-            .then(|| ABI_IMPORTS.iter().find(|(n, _, _)| *n == name))
+            .then(|| chatflow_abi::import(name))
             .flatten();
-        let Some(&(_, params, results)) = abi else {
+        let Some(abi) = abi else {
             problems.push(AbiProblem::UnknownImport {
                 module: m.to_string(),
                 name: name.to_string(),
             });
             continue;
         };
-        let ok = func.params().len() == params
-            && func.results().len() == results
-            && func.params().chain(func.results()).all(|t| t.is_i32());
-        if !ok {
+        if !same_types(abi.params, func.params()) || !same_types(abi.results, func.results()) {
             problems.push(AbiProblem::ImportType {
                 name: name.to_string(),
                 found: render_func(func.params(), func.results()),
-                expected: render_i32s(params, results),
+                expected: render_abi(abi),
             });
         }
     }
@@ -358,25 +337,23 @@ pub(crate) fn check_abi(module: &Module) -> Vec<AbiProblem> {
             expected: "a 32-bit memory, not shared".into(),
         }),
     }
-    for (name, results) in [(RUN_EXPORT, 1), (MARKER_EXPORT, 0)] {
+    for abi in FUNC_EXPORTS {
+        let name = abi.name;
         match module.get_export(name) {
             None => problems.push(AbiProblem::MissingExport { name }),
             Some(ExternType::Func(f)) => {
-                let ok = f.params().len() == 0
-                    && f.results().len() == results
-                    && f.results().all(|t| t.is_i32());
-                if !ok {
+                if !same_types(abi.params, f.params()) || !same_types(abi.results, f.results()) {
                     problems.push(AbiProblem::ExportType {
                         name,
                         found: format!("a function {}", render_func(f.params(), f.results())),
-                        expected: format!("a function {}", render_i32s(0, results)),
+                        expected: format!("a function {}", render_abi(abi)),
                     });
                 }
             }
             Some(other) => problems.push(AbiProblem::ExportType {
                 name,
                 found: format!("a {}", kind_name(&other)),
-                expected: format!("a function {}", render_i32s(0, results)),
+                expected: format!("a function {}", render_abi(abi)),
             }),
         }
     }
@@ -402,11 +379,27 @@ fn render_func(
     render(&params, &results)
 }
 
-fn render_i32s(params: usize, results: usize) -> String {
-    render(
-        &vec!["i32".to_string(); params],
-        &vec!["i32".to_string(); results],
-    )
+/// Whether wasm types are exactly the ABI's.
+fn same_types(
+    abi: &[chatflow_abi::ValType],
+    found: impl ExactSizeIterator<Item = ValType>,
+) -> bool {
+    abi.len() == found.len()
+        && abi.iter().zip(found).all(|(abi, found)| match abi {
+            chatflow_abi::ValType::I32 => found.is_i32(),
+            // A type this sandbox does not know cannot match.
+            _ => false,
+        })
+}
+
+fn render_abi(func: &chatflow_abi::Func) -> String {
+    let text = |types: &[chatflow_abi::ValType]| {
+        types
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect::<Vec<_>>()
+    };
+    render(&text(func.params), &text(func.results))
 }
 
 fn render(params: &[String], results: &[String]) -> String {
@@ -446,8 +439,14 @@ mod tests {
 
     #[test]
     fn renders_types() {
-        assert_eq!(render_i32s(3, 0), "(i32, i32, i32) -> ()");
-        assert_eq!(render_i32s(1, 1), "(i32) -> i32");
+        assert_eq!(
+            render_abi(&chatflow_abi::imports::LOG),
+            "(i32, i32, i32) -> ()"
+        );
+        assert_eq!(
+            render_abi(&chatflow_abi::imports::HTTP_RESPONSE_STATUS),
+            "(i32) -> i32"
+        );
         assert_eq!(
             render(&[], &["i32".into(), "i64".into()]),
             "() -> (i32, i64)"

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// The longest property name accepted from untrusted input, in bytes.
-pub const MAX_NAME_LEN: usize = 256;
+pub const MAX_NAME_LEN: usize = chatflow_abi::MAX_PROPERTY_NAME_BYTES;
 
 /// A conversation's properties: an ordered map from name to text value.
 ///

@@ -10,20 +10,21 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 
+// The sizes the ABI promises, as the engine applies them: `fail` keeps at
+// most MAX_FAIL_MESSAGE_BYTES of the message; a kept log line takes
+// LOG_LINE_OVERHEAD from the log budget beyond its text; a property write or
+// removal, a message or an HTTP request takes WRITE_OVERHEAD from the written
+// bytes beyond its own; a property name is at most MAX_PROPERTY_NAME_BYTES.
+use chatflow_abi::http::{Method, is_forbidden_header};
+use chatflow_abi::{
+    LOG_LINE_OVERHEAD, MAX_FAIL_MESSAGE_BYTES, MAX_PROPERTY_NAME_BYTES, WRITE_OVERHEAD,
+};
+
 use super::{Failure, HttpRequest, LimitKind, LogRecord, Reply, ReplyKind, TestHost};
 use crate::log::Level;
-use crate::sys::{BAD_HANDLE, CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEABLE, TIMEOUT};
-
-/// `fail` keeps at most this many bytes of the message, as the engine does.
-const FAIL_MESSAGE_MAX: usize = 64 * 1024;
-/// What a kept log line takes from the log budget beyond its text, as in
-/// the engine.
-const LOG_LINE_OVERHEAD: u64 = 64;
-/// What a property write or removal, a message or an HTTP request takes
-/// from the written bytes beyond its own bytes, as in the engine.
-const WRITE_OVERHEAD: u64 = 128;
-/// Longest property name the engine accepts.
-const MAX_NAME_LEN: usize = 256;
+use chatflow_abi::code::{
+    BAD_HANDLE, CONNECTION, DENIED, INVALID, NOT_FOUND, NOT_PARSEABLE, TIMEOUT,
+};
 
 /// Everything one run has done so far.
 pub(crate) struct RunState {
@@ -151,9 +152,9 @@ pub(super) fn name_problem(name: &str) -> Option<String> {
     if name.trim().is_empty() {
         return Some("property name is empty".into());
     }
-    if name.len() > MAX_NAME_LEN {
+    if name.len() > MAX_PROPERTY_NAME_BYTES {
         return Some(format!(
-            "property name is {} bytes long; the limit is {MAX_NAME_LEN}",
+            "property name is {} bytes long; the limit is {MAX_PROPERTY_NAME_BYTES}",
             name.len()
         ));
     }
@@ -252,7 +253,7 @@ pub(crate) fn log(level: i32, msg: &str) {
 
 pub(crate) fn fail(msg: &str) {
     with(|run| {
-        let mut end = msg.len().min(FAIL_MESSAGE_MAX);
+        let mut end = msg.len().min(MAX_FAIL_MESSAGE_BYTES);
         while !msg.is_char_boundary(end) {
             end -= 1;
         }
@@ -326,11 +327,8 @@ pub(crate) fn http_request(request_json: &[u8]) -> i32 {
             timeout_ms: wire.timeout_ms,
         };
         run.requests.push(request.clone());
-        if !matches!(
-            request.method.as_str(),
-            "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD"
-        ) {
-            return run.error(INVALID, format!("unsupported method {:?}", request.method));
+        if let Err(err) = request.method.parse::<Method>() {
+            return run.error(INVALID, err.to_string());
         }
         let url = match url::Url::parse(&request.url) {
             Ok(url) => url,
@@ -396,30 +394,15 @@ pub(crate) fn http_request(request_json: &[u8]) -> i32 {
     })
 }
 
-/// Headers a block may not set (the engine's `net::FORBIDDEN_HEADERS`): the
-/// client manages framing and connections, and `host` must stay the URL's.
-const FORBIDDEN_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "proxy-connection",
-    "proxy-authorization",
-];
-
 /// Why the engine would refuse a request header: a name that is not an
-/// HTTP token or that the client manages, or a value with a control
-/// character other than tab.
+/// HTTP token or that the client manages ([`is_forbidden_header`]), or a
+/// value with a control character other than tab.
 fn header_problem(name: &str, value: &str) -> Option<String> {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() || !name.bytes().all(token) {
         return Some(format!("invalid header name {name:?}"));
     }
-    if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+    if is_forbidden_header(name) {
         return Some(format!(
             "header {name:?} is set by the client and cannot be set by a block"
         ));
@@ -556,13 +539,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_abis_forbidden_headers_are_refused_bad() {
+        for name in chatflow_abi::http::FORBIDDEN_HEADERS {
+            for name in [name.to_string(), name.to_ascii_uppercase()] {
+                assert_eq!(
+                    header_problem(&name, "v"),
+                    Some(format!(
+                        "header {name:?} is set by the client and cannot be set by a block"
+                    ))
+                );
+            }
+        }
+        assert_eq!(header_problem("X-Host", "v"), None);
+    }
+
+    #[test]
     fn property_names_follow_the_engine_rule() {
         for good in [
             "phone",
             "API Response",
             "a.b-c_d",
             "ünïcödé",
-            &"x".repeat(256),
+            &"x".repeat(MAX_PROPERTY_NAME_BYTES),
         ] {
             assert_eq!(name_problem(good), None, "{good:?}");
         }
@@ -574,7 +572,7 @@ mod tests {
             "{x}",
             "a}b",
             "tab\tin",
-            &"x".repeat(257),
+            &"x".repeat(MAX_PROPERTY_NAME_BYTES + 1),
         ] {
             assert!(name_problem(bad).is_some(), "{bad:?}");
         }

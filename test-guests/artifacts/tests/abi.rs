@@ -1,30 +1,26 @@
-//! The SDK's wasm output follows ABI v1 (docs/abi.md): every built guest and
-//! example is a valid module that exports `memory`, `chatflow_run` and
-//! `chatflow_abi_v1` with the right types, defines its own memory, and
-//! imports nothing outside module `chatflow`'s thirteen functions, each with
-//! exactly its ABI type.
+//! The SDK's wasm output follows ABI v1 (docs/abi.md, and the tables of
+//! `chatflow-abi`): every built guest and example is a valid module that
+//! exports `memory`, `chatflow_run` and `chatflow_abi_v1` with the right
+//! types, defines its own memory, and imports nothing outside module
+//! `chatflow`'s functions, each with exactly its ABI type.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use wasmparser::{ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator};
 
-/// The ABI v1 import table: name → number of `i32` parameters, whether it
-/// returns an `i32`.
-const ABI_IMPORTS: &[(&str, usize, bool)] = &[
-    ("property_get", 4, true),
-    ("property_set", 4, true),
-    ("property_remove", 2, true),
-    ("message_send", 2, true),
-    ("log", 3, false),
-    ("fail", 2, false),
-    ("last_error", 2, true),
-    ("http_request", 2, true),
-    ("http_response_status", 1, true),
-    ("http_response_headers", 3, true),
-    ("http_response_body", 3, true),
-    ("json_select", 6, true),
-    ("xml_select", 6, true),
-];
+/// An ABI function's type as wasmparser writes it.
+fn func_type(func: &chatflow_abi::Func) -> FuncType {
+    let types = |types: &[chatflow_abi::ValType]| -> Vec<ValType> {
+        types
+            .iter()
+            .map(|ty| match ty {
+                chatflow_abi::ValType::I32 => ValType::I32,
+                other => panic!("ABI type {other} is new to this test"),
+            })
+            .collect()
+    };
+    FuncType::new(types(func.params), types(func.results))
+}
 
 #[derive(Debug, Default)]
 struct Module {
@@ -100,39 +96,29 @@ fn all_modules() -> Vec<(&'static str, &'static str)> {
 fn every_module_exports_the_abi_entry_points() {
     for (name, path) in all_modules() {
         let module = inspect(path);
-        let memory = module.exports.get("memory");
+        let memory = module.exports.get(chatflow_abi::MEMORY_EXPORT);
         assert!(
             matches!(memory, Some((ExternalKind::Memory, None))),
             "{name}: no exported memory ({:?})",
             module.exports.keys().collect::<Vec<_>>()
         );
-        let run = module.exports.get("chatflow_run");
-        let want_run = FuncType::new([], [ValType::I32]);
-        assert_eq!(
-            run.and_then(|(_, ty)| ty.clone()),
-            Some(want_run),
-            "{name}: chatflow_run must be () -> i32"
-        );
-        let marker = module.exports.get("chatflow_abi_v1");
-        assert_eq!(
-            marker.and_then(|(_, ty)| ty.clone()),
-            Some(FuncType::new([], [])),
-            "{name}: chatflow_abi_v1 must be () -> ()"
-        );
+        for export in chatflow_abi::FUNC_EXPORTS {
+            let found = module.exports.get(export.name);
+            assert_eq!(
+                found.and_then(|(_, ty)| ty.clone()),
+                Some(func_type(export)),
+                "{name}: the type of export {}",
+                export.name
+            );
+        }
     }
 }
 
 #[test]
 fn the_sdk_imports_nothing_outside_abi_v1() {
-    let abi: BTreeMap<&str, FuncType> = ABI_IMPORTS
+    let abi: BTreeMap<&str, FuncType> = chatflow_abi::IMPORTS
         .iter()
-        .map(|&(name, params, result)| {
-            let results: &[ValType] = if result { &[ValType::I32] } else { &[] };
-            (
-                name,
-                FuncType::new(vec![ValType::I32; params], results.to_vec()),
-            )
-        })
+        .map(|func| (func.name, func_type(func)))
         .collect();
     let mut used = BTreeSet::new();
     for (name, path) in all_modules() {
@@ -144,7 +130,8 @@ fn the_sdk_imports_nothing_outside_abi_v1() {
         );
         for ((import_module, import), ty) in &module.imports {
             assert_eq!(
-                import_module, "chatflow",
+                import_module,
+                chatflow_abi::IMPORT_MODULE,
                 "{name} imports {import_module}::{import}"
             );
             let want = abi.get(import.as_str()).unwrap_or_else(|| {

@@ -32,7 +32,7 @@ use super::{
 /// every connection, so each request opens a new one) is about 65 µs of
 /// the run's thread on loopback: a plain wasm loop's time for some 650 000
 /// units of fuel.
-pub(crate) const REQUEST_FUEL: u64 = 1_000_000;
+pub(crate) const REQUEST_FUEL: u64 = chatflow_abi::fuel::HTTP_REQUEST;
 
 /// Fuel per byte of the request object, parsed as JSON before it is sent
 /// (a body made of `\uXXXX` escapes is the slowest to parse).
@@ -40,17 +40,21 @@ pub(crate) const PARSE_FUEL_PER_BYTE: u64 = 8;
 
 /// The longest response header block kept (as `name: value\n` lines); a
 /// response with more fails the request with `CONNECTION`.
-pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = chatflow_abi::MAX_RESPONSE_HEADER_BYTES;
 
 /// Fuel for `bytes` of a response received (read from the connection,
 /// decrypted, collected in new memory): 2 per byte.
 pub(crate) fn receive_fuel(bytes: usize) -> u64 {
     2 * bytes as u64
 }
-use crate::limits::LimitKind;
-use crate::module::IMPORT_MODULE;
-use crate::outcome::RunError;
+use chatflow_abi::IMPORT_MODULE;
+use chatflow_abi::imports::{
+    HTTP_REQUEST, HTTP_RESPONSE_BODY, HTTP_RESPONSE_HEADERS, HTTP_RESPONSE_STATUS,
+};
 use chatflow_net::{HttpClient, Method, NetError, Request};
+
+use crate::limits::LimitKind;
+use crate::outcome::RunError;
 
 /// HTTP bookkeeping of one run.
 #[derive(Debug, Default)]
@@ -89,7 +93,9 @@ struct GuestResponse {
     body_read: bool,
 }
 
-/// The request object a guest passes to `http_request` (`docs/abi.md`).
+/// The request object a guest passes to `http_request` (`docs/abi.md`;
+/// the field names are [`chatflow_abi::http::field`], checked by the test
+/// `the_request_fields_are_the_abis`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GuestRequest {
@@ -106,18 +112,22 @@ struct GuestRequest {
 pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.func_wrap_async(
         IMPORT_MODULE,
-        "http_request",
+        HTTP_REQUEST.name,
         |caller: Caller<'_, RunState>, (req_ptr, req_len): (i32, i32)| {
             Box::new(http_request(caller, req_ptr, req_len))
         },
     )?;
-    linker.func_wrap(IMPORT_MODULE, "http_response_status", http_response_status)?;
     linker.func_wrap(
         IMPORT_MODULE,
-        "http_response_headers",
+        HTTP_RESPONSE_STATUS.name,
+        http_response_status,
+    )?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        HTTP_RESPONSE_HEADERS.name,
         http_response_headers,
     )?;
-    linker.func_wrap(IMPORT_MODULE, "http_response_body", http_response_body)?;
+    linker.func_wrap(IMPORT_MODULE, HTTP_RESPONSE_BODY.name, http_response_body)?;
     Ok(())
 }
 
@@ -126,19 +136,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
 fn build_request(bytes: &[u8], response_cap: u64) -> Result<Request, String> {
     let req: GuestRequest =
         serde_json::from_slice(bytes).map_err(|e| format!("malformed http request: {e}"))?;
-    let method = match req.method.as_str() {
-        "GET" => Method::GET,
-        "POST" => Method::POST,
-        "PUT" => Method::PUT,
-        "DELETE" => Method::DELETE,
-        "PATCH" => Method::PATCH,
-        "HEAD" => Method::HEAD,
-        other => {
-            return Err(format!(
-                "http method {other:?} is not one of GET, POST, PUT, DELETE, PATCH, HEAD"
-            ));
-        }
-    };
+    // The ABI's methods (upper case only), as the HTTP client names them.
+    let method: chatflow_abi::http::Method = req.method.parse().map_err(|e| format!("{e}"))?;
+    let method = Method::from_bytes(method.as_str().as_bytes()).map_err(|e| e.to_string())?;
     let url = Url::parse(&req.url).map_err(|e| format!("bad url: {e}"))?;
     let mut request = Request::new(method, url).max_response_bytes(response_cap);
     for (name, value) in &req.headers {
@@ -450,4 +450,80 @@ fn read_response(
     }
     charge(caller, copy_fuel(copied))?;
     Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use chatflow_abi::http::{FORBIDDEN_HEADERS, Method as AbiMethod, field};
+
+    use super::*;
+
+    /// A request object with every field, written with the ABI's names.
+    fn request(method: &str, header: &str) -> String {
+        serde_json::json!({
+            field::METHOD: method,
+            field::URL: "http://127.0.0.1:1/x",
+            field::HEADERS: [[header, "v"]],
+            field::BODY: "b",
+            field::TIMEOUT_MS: 5,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn the_request_fields_are_the_abis() {
+        let request = build_request(request("PUT", "X-Key").as_bytes(), 10).unwrap();
+        assert_eq!(request.method(), &Method::PUT);
+        // Only the required fields.
+        let json = serde_json::json!({ field::METHOD: "GET", field::URL: "http://127.0.0.1:1/" });
+        assert!(build_request(json.to_string().as_bytes(), 10).is_ok());
+        for required in field::REQUIRED {
+            let mut json = json.clone();
+            json.as_object_mut().unwrap().remove(required);
+            let err = build_request(json.to_string().as_bytes(), 10).unwrap_err();
+            assert!(
+                err.contains(&format!("missing field `{required}`")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_abi_method_is_sent_as_named() {
+        for method in AbiMethod::ALL {
+            let request = build_request(request(method.as_str(), "X-Key").as_bytes(), 10).unwrap();
+            assert_eq!(request.method().as_str(), method.as_str());
+        }
+    }
+
+    #[test]
+    fn methods_bad() {
+        for bad in ["get", "FETCH", "OPTIONS", ""] {
+            let err = build_request(request(bad, "X-Key").as_bytes(), 10).unwrap_err();
+            assert_eq!(
+                err,
+                format!("http method {bad:?} is not one of GET, POST, PUT, DELETE, PATCH, HEAD")
+            );
+        }
+    }
+
+    #[test]
+    fn the_abis_forbidden_headers_are_refused_bad() {
+        for name in FORBIDDEN_HEADERS {
+            for name in [name.to_string(), name.to_ascii_uppercase()] {
+                let err = build_request(request("GET", &name).as_bytes(), 10).unwrap_err();
+                assert_eq!(
+                    err,
+                    format!("header {name:?} is set by the client and cannot be set by a block")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_fields_bad() {
+        let json = serde_json::json!({ field::METHOD: "GET", field::URL: "http://127.0.0.1:1/", "timeout": 5 });
+        let err = build_request(json.to_string().as_bytes(), 10).unwrap_err();
+        assert!(err.contains("unknown field `timeout`"), "{err}");
+    }
 }

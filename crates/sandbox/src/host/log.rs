@@ -17,15 +17,17 @@ use super::{
     CALL_FUEL, LOG_LINE_OVERHEAD, MAX_FAIL_MESSAGE, RunState, charge, code, copy_fuel, guest_error,
     kept, lossy_text, memory, put, range, scan_fuel, store_fuel, truncated,
 };
+use chatflow_abi::IMPORT_MODULE;
+use chatflow_abi::imports::{FAIL, LAST_ERROR, LOG, MESSAGE_SEND};
+
 use crate::limits::LimitKind;
-use crate::module::IMPORT_MODULE;
 use crate::outcome::{LogEntry, LogLevel, RunError};
 
 pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    linker.func_wrap(IMPORT_MODULE, "message_send", message_send)?;
-    linker.func_wrap(IMPORT_MODULE, "log", log)?;
-    linker.func_wrap(IMPORT_MODULE, "fail", fail)?;
-    linker.func_wrap(IMPORT_MODULE, "last_error", last_error)?;
+    linker.func_wrap(IMPORT_MODULE, MESSAGE_SEND.name, message_send)?;
+    linker.func_wrap(IMPORT_MODULE, LOG.name, log)?;
+    linker.func_wrap(IMPORT_MODULE, FAIL.name, fail)?;
+    linker.func_wrap(IMPORT_MODULE, LAST_ERROR.name, last_error)?;
     Ok(())
 }
 

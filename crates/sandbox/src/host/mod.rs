@@ -37,52 +37,37 @@ mod properties;
 #[cfg(feature = "fuzzing")]
 pub use parse::fuzzing;
 
-/// The ABI v1 error codes (`docs/abi.md`, "Error codes").
-pub mod code {
-    /// Property not set; selector matched nothing; `last_error` with no
-    /// error recorded.
-    pub const NOT_FOUND: i32 = -1;
-    /// An argument is invalid (not UTF-8, bad name, bad request, bad
-    /// pointer or path syntax).
-    pub const INVALID: i32 = -2;
-    /// The property is not JSON (`json_select`) or not well-formed XML
-    /// (`xml_select`).
-    pub const NOT_PARSEABLE: i32 = -3;
-    /// HTTP request refused by the network policy.
-    pub const DENIED: i32 = -4;
-    /// HTTP request timed out.
-    pub const TIMEOUT: i32 = -5;
-    /// HTTP request failed to connect or complete.
-    pub const CONNECTION: i32 = -6;
-    /// No HTTP response with that handle in this run.
-    pub const BAD_HANDLE: i32 = -7;
-}
+/// The ABI v1 error codes (`docs/abi.md`, "Error codes"), from the ABI
+/// crate that the guest SDK reads them from too.
+pub use chatflow_abi::code;
 
-/// Fuel charged for any import call: the call into the host and back,
-/// with the watchdog's wall-time and cancellation check at its return
-/// (about 25 ns, what a plain wasm loop does with some 250 units of fuel;
-/// the `fuel_rate` bench, `docs/benchmarks.md`).
-pub(crate) const CALL_FUEL: u64 = 250;
+/// Fuel charged for any import call ([`chatflow_abi::fuel::CALL`]): the
+/// call into the host and back, with the watchdog's wall-time and
+/// cancellation check at its return (about 25 ns, what a plain wasm loop
+/// does with some 250 units of fuel; the `fuel_rate` bench,
+/// `docs/benchmarks.md`).
+pub(crate) const CALL_FUEL: u64 = chatflow_abi::fuel::CALL;
 
 /// Longest `fail` message kept, in bytes.
-pub(crate) const MAX_FAIL_MESSAGE: usize = 64 * 1024;
+pub(crate) const MAX_FAIL_MESSAGE: usize = chatflow_abi::MAX_FAIL_MESSAGE_BYTES;
 
 /// Longest `last_error` message kept, in bytes: messages that quote guest
 /// input (a name, a path) are cut there.
-pub(crate) const MAX_ERROR_MESSAGE: usize = 1024;
+pub(crate) const MAX_ERROR_MESSAGE: usize = chatflow_abi::MAX_LAST_ERROR_BYTES;
 
 /// What a kept log line takes from the run's log budget beyond its text:
 /// the host's entry for it, so that empty lines are not free.
-pub(crate) const LOG_LINE_OVERHEAD: u64 = 64;
+pub(crate) const LOG_LINE_OVERHEAD: u64 = chatflow_abi::LOG_LINE_OVERHEAD;
 
 /// What a property write or removal, a message or an HTTP request takes
 /// from the run's written-bytes budget beyond its own bytes: the host's
 /// entry for it (a change-set node, a message slot).
-pub(crate) const WRITE_OVERHEAD: u64 = 128;
+pub(crate) const WRITE_OVERHEAD: u64 = chatflow_abi::WRITE_OVERHEAD;
 
 /// Fuel for an import call that records an error message for
-/// `last_error` (formatting it, allocating it), on top of the call's.
-pub(crate) const ERROR_FUEL: u64 = 1_000;
+/// `last_error` (formatting it, allocating it), on top of the call's
+/// ([`chatflow_abi::fuel::ERROR`]).
+pub(crate) const ERROR_FUEL: u64 = chatflow_abi::fuel::ERROR;
 
 /// What [`HostMemory`](super::limits::HostMemory) counts for a response's
 /// headers: [`http::MAX_RESPONSE_HEADER_BYTES`].
@@ -356,7 +341,7 @@ pub(crate) fn memory(caller: &mut Caller<'_, RunState>) -> wasmtime::Result<Memo
         return Ok(mem);
     }
     // A start function runs before `Sandbox::run` has cached the export.
-    match caller.get_export(super::module::MEMORY_EXPORT) {
+    match caller.get_export(chatflow_abi::MEMORY_EXPORT) {
         Some(Extern::Memory(mem)) => {
             caller.data_mut().memory = Some(mem);
             Ok(mem)
@@ -420,6 +405,66 @@ pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `add_to_linker` defines is exactly `chatflow_abi::IMPORTS`:
+    /// every import, in module `chatflow`, with the ABI's type, and nothing
+    /// else.
+    #[test]
+    fn the_linker_defines_exactly_the_abi_imports() {
+        let engine = wasmtime::Engine::default();
+        let mut linker = Linker::new(&engine);
+        add_to_linker(&mut linker).unwrap();
+        let http = HttpClient::new(chatflow_net::NetPolicy::default()).unwrap();
+        let state = RunState::new(
+            &SandboxConfig::default(),
+            &http,
+            &Properties::new(),
+            &Limits::default(),
+            Instant::now(),
+            None,
+        );
+        let mut store = wasmtime::Store::new(&engine, state);
+        let items: Vec<(&str, &str, Extern)> = linker.iter(&mut store).collect();
+        let mut defined: Vec<(String, Vec<String>, Vec<String>)> = items
+            .into_iter()
+            .map(|(module, name, item)| {
+                assert_eq!(module, chatflow_abi::IMPORT_MODULE, "{module}::{name}");
+                let Extern::Func(func) = item else {
+                    panic!("{module}::{name} is not a function");
+                };
+                let ty = func.ty(&store);
+                let types = |types: &mut dyn Iterator<Item = wasmtime::ValType>| {
+                    types.map(|t| t.to_string()).collect::<Vec<_>>()
+                };
+                (
+                    name.to_string(),
+                    types(&mut ty.params()),
+                    types(&mut ty.results()),
+                )
+            })
+            .collect();
+        let mut abi: Vec<(String, Vec<String>, Vec<String>)> = chatflow_abi::IMPORTS
+            .iter()
+            .map(|f| {
+                let types = |types: &[chatflow_abi::ValType]| {
+                    types.iter().map(|t| t.to_string()).collect::<Vec<_>>()
+                };
+                (f.name.to_string(), types(f.params), types(f.results))
+            })
+            .collect();
+        defined.sort();
+        abi.sort();
+        assert_eq!(defined, abi);
+    }
+
+    /// The limits' names are the ABI's, in the same order.
+    #[test]
+    fn limit_names_are_the_abis() {
+        assert_eq!(
+            LimitKind::ALL.map(LimitKind::as_str),
+            chatflow_abi::limit::ALL
+        );
+    }
 
     #[test]
     fn ranges() {

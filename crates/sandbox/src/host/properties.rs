@@ -16,15 +16,17 @@ use super::{
     CALL_FUEL, RunState, charge, code, copy_fuel, guest_error, kept, lookup_fuel, memory, put,
     quoted, range, scan_fuel, store_fuel,
 };
+use chatflow_abi::IMPORT_MODULE;
+use chatflow_abi::imports::{PROPERTY_GET, PROPERTY_REMOVE, PROPERTY_SET};
+
 use crate::limits::LimitKind;
-use crate::module::IMPORT_MODULE;
 use crate::outcome::RunError;
 use crate::properties::{MAX_NAME_LEN, NameError, validate_name};
 
 pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    linker.func_wrap(IMPORT_MODULE, "property_get", property_get)?;
-    linker.func_wrap(IMPORT_MODULE, "property_set", property_set)?;
-    linker.func_wrap(IMPORT_MODULE, "property_remove", property_remove)?;
+    linker.func_wrap(IMPORT_MODULE, PROPERTY_GET.name, property_get)?;
+    linker.func_wrap(IMPORT_MODULE, PROPERTY_SET.name, property_set)?;
+    linker.func_wrap(IMPORT_MODULE, PROPERTY_REMOVE.name, property_remove)?;
     Ok(())
 }
 

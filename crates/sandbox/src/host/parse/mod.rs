@@ -39,8 +39,10 @@ use std::ops::Range;
 
 use wasmtime::{Caller, Linker};
 
+use chatflow_abi::IMPORT_MODULE;
+use chatflow_abi::imports::{JSON_SELECT, XML_SELECT};
+
 use super::{CALL_FUEL, RunState, charge, code, copy_fuel, memory, range};
-use crate::module::IMPORT_MODULE;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
@@ -58,10 +60,10 @@ use xml::{XmlDoc, XmlPath};
 /// Fuel a `json_select` call pays on top of the import's base cost: the
 /// fixed work of every call (argument checks, the property and cache
 /// lookups, the return).
-pub(crate) const JSON_CALL_FUEL: u64 = 1000;
+pub(crate) const JSON_CALL_FUEL: u64 = chatflow_abi::fuel::JSON_SELECT;
 
 /// The same for `xml_select`.
-pub(crate) const XML_CALL_FUEL: u64 = 1500;
+pub(crate) const XML_CALL_FUEL: u64 = chatflow_abi::fuel::XML_SELECT;
 
 /// Fuel per byte of property name plus selector (UTF-8 check, lookups,
 /// copies in the rare case the buffer overlaps them).
@@ -77,7 +79,7 @@ pub(crate) const JSON_TILDE_FUEL: u64 = 16;
 pub(crate) const XML_STEP_FUEL: u64 = 128;
 
 /// Fuel of a selector call that fails: its `last_error` message.
-pub(crate) const ERROR_FUEL: u64 = 1200;
+pub(crate) const ERROR_FUEL: u64 = chatflow_abi::fuel::SELECT_ERROR;
 
 /// Fuel per byte of a property's text for its first JSON parse in a run
 /// (validation, then building the index).
@@ -262,8 +264,8 @@ impl ParseCache {
 }
 
 pub(super) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    linker.func_wrap(IMPORT_MODULE, "json_select", json_select)?;
-    linker.func_wrap(IMPORT_MODULE, "xml_select", xml_select)?;
+    linker.func_wrap(IMPORT_MODULE, JSON_SELECT.name, json_select)?;
+    linker.func_wrap(IMPORT_MODULE, XML_SELECT.name, xml_select)?;
     Ok(())
 }
 
