@@ -287,30 +287,24 @@ pub enum InvalidRequest {
     ZeroResponseBytes,
 }
 
-/// Headers a block may not set: framing and connection management belong
-/// to the client, and `host` must stay the URL's host (the one the policy
-/// checked).
-const FORBIDDEN_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "proxy-connection",
-    "proxy-authorization",
-];
+/// The HTTP method for one of the ABI's methods (the six a REST API block
+/// or a Code block may send).
+pub fn abi_method(method: chatflow_abi::http::Method) -> Method {
+    Method::from_bytes(method.as_str().as_bytes()).expect("the ABI's method names are HTTP tokens")
+}
 
 /// Checks a header name a block wants to send: a valid HTTP token and not
-/// one of the headers the client manages itself.
+/// one of the headers the client manages itself
+/// ([`chatflow_abi::http::FORBIDDEN_HEADERS`]: framing and connection
+/// management belong to the client, and `host` must stay the URL's host,
+/// the one the policy checked; the same list for REST API blocks and Code
+/// blocks, and the SDK's test host reads it too).
 pub fn validate_header_name(name: &str) -> Result<HeaderName, InvalidRequest> {
     let header =
         HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidRequest::HeaderName {
             name: name.to_string(),
         })?;
-    if FORBIDDEN_HEADERS.contains(&header.as_str()) {
+    if chatflow_abi::http::is_forbidden_header(header.as_str()) {
         return Err(InvalidRequest::ForbiddenHeader {
             name: name.to_string(),
         });

@@ -291,8 +291,8 @@ impl Sandbox {
                     message: format!("export {name} vanished after validation"),
                 })
         };
-        let memory = export(module::MEMORY_EXPORT)?;
-        let run = export(module::RUN_EXPORT)?;
+        let memory = export(chatflow_abi::MEMORY_EXPORT)?;
+        let run = export(chatflow_abi::RUN_EXPORT)?;
         let imports = compiled.imports().map(|i| i.name().to_string()).collect();
         let exports = compiled.exports().map(|e| e.name().to_string()).collect();
         Ok(CodeModule {

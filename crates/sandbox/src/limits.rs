@@ -445,16 +445,17 @@ impl LimitKind {
     /// The limit's name as written in flow files (`wall_time` is
     /// `wall_time_ms` there).
     pub fn as_str(self) -> &'static str {
+        use chatflow_abi::limit;
         match self {
-            LimitKind::Fuel => "fuel",
-            LimitKind::MemoryBytes => "memory_bytes",
-            LimitKind::WallTime => "wall_time_ms",
-            LimitKind::HttpCalls => "http_calls",
-            LimitKind::HttpResponseBytes => "http_response_bytes",
-            LimitKind::PropertyValueBytes => "property_value_bytes",
-            LimitKind::WrittenBytes => "written_bytes",
-            LimitKind::Messages => "messages",
-            LimitKind::LogBytes => "log_bytes",
+            LimitKind::Fuel => limit::FUEL,
+            LimitKind::MemoryBytes => limit::MEMORY_BYTES,
+            LimitKind::WallTime => limit::WALL_TIME_MS,
+            LimitKind::HttpCalls => limit::HTTP_CALLS,
+            LimitKind::HttpResponseBytes => limit::HTTP_RESPONSE_BYTES,
+            LimitKind::PropertyValueBytes => limit::PROPERTY_VALUE_BYTES,
+            LimitKind::WrittenBytes => limit::WRITTEN_BYTES,
+            LimitKind::Messages => limit::MESSAGES,
+            LimitKind::LogBytes => limit::LOG_BYTES,
         }
     }
 }

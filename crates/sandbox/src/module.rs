@@ -15,7 +15,7 @@ use super::host::RunState;
 
 // The names the run loop needs, from the ABI crate (the sandbox's run code
 // reaches them through this module).
-pub(crate) use chatflow_abi::{MEMORY_EXPORT, RUN_EXPORT};
+use chatflow_abi::MEMORY_EXPORT;
 
 /// A validated, compiled Code block module, ready to run.
 ///

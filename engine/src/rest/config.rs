@@ -46,6 +46,7 @@ pub const DEFAULT_RESPONSE_PROPERTY: &str = "API Response";
 #[non_exhaustive]
 pub struct RestConfig {
     /// `GET`, `POST`, `PUT`, `DELETE`, `PATCH` or `HEAD` (any case).
+    #[serde(with = "super::method::serde_method")]
     pub method: RestMethod,
     /// The URL, a template. The scheme and host must be literal; each
     /// placeholder in the path is percent-encoded as one path segment, each

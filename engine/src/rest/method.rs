@@ -1,91 +1,77 @@
-//! The HTTP methods a REST API block can use: the names a flow file may
-//! write, and the method sent. The one table of them in this crate.
+//! The HTTP methods a REST API block can use. The table is the ABI's
+//! ([`chatflow_abi::http::Method`], the methods a Code block's
+//! `http_request` takes too), so both blocks accept the same six; what is
+//! the REST block's own here is that a flow file may write a method in any
+//! case, and its error message.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serializer};
 
 use crate::net::Method;
 
-/// The HTTP methods a REST API block can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RestMethod {
-    /// `GET`.
-    Get,
-    /// `POST`.
-    Post,
-    /// `PUT`.
-    Put,
-    /// `DELETE`.
-    Delete,
-    /// `PATCH`.
-    Patch,
-    /// `HEAD`: the response property is set to the empty string on success.
-    Head,
-}
-
-impl RestMethod {
-    /// The method's name in upper case.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RestMethod::Get => "GET",
-            RestMethod::Post => "POST",
-            RestMethod::Put => "PUT",
-            RestMethod::Delete => "DELETE",
-            RestMethod::Patch => "PATCH",
-            RestMethod::Head => "HEAD",
-        }
-    }
-
-    pub(super) fn to_http(self) -> Method {
-        match self {
-            RestMethod::Get => Method::GET,
-            RestMethod::Post => Method::POST,
-            RestMethod::Put => Method::PUT,
-            RestMethod::Delete => Method::DELETE,
-            RestMethod::Patch => Method::PATCH,
-            RestMethod::Head => Method::HEAD,
-        }
-    }
-}
-
-impl fmt::Display for RestMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The HTTP methods a REST API block can use: `GET`, `POST`, `PUT`,
+/// `DELETE`, `PATCH` and `HEAD` (on success, `HEAD` sets the response
+/// property to the empty string). The ABI's [`Method`](chatflow_abi::http::Method);
+/// `RestMethod::Get` and the others name its variants.
+pub use chatflow_abi::http::Method as RestMethod;
 
 /// An unsupported method name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unsupported method {0:?} (expected GET, POST, PUT, DELETE, PATCH or HEAD)")]
 pub struct MethodError(pub String);
 
-impl FromStr for RestMethod {
-    type Err = MethodError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.to_ascii_uppercase().as_str() {
-            "GET" => RestMethod::Get,
-            "POST" => RestMethod::Post,
-            "PUT" => RestMethod::Put,
-            "DELETE" => RestMethod::Delete,
-            "PATCH" => RestMethod::Patch,
-            "HEAD" => RestMethod::Head,
-            _ => return Err(MethodError(s.to_string())),
-        })
+/// Parses a method as a flow file or the command line writes it: any case.
+///
+/// # Errors
+///
+/// [`MethodError`] naming `name` if it is not one of the six.
+pub fn parse_method(name: &str) -> Result<RestMethod, MethodError> {
+    RestMethod::from_name_ignore_case(name).ok_or_else(|| MethodError(name.to_string()))
+}
+
+/// The method sent.
+pub(super) fn to_http(method: RestMethod) -> Method {
+    crate::net::abi_method(method)
+}
+
+/// `#[serde(with = "…")]` for a [`RestMethod`] field: written in upper
+/// case, read in any case.
+pub(super) mod serde_method {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(method: &RestMethod, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(method.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RestMethod, D::Error> {
+        let name = String::deserialize(d)?;
+        parse_method(&name).map_err(serde::de::Error::custom)
     }
 }
 
-impl Serialize for RestMethod {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<'de> Deserialize<'de> for RestMethod {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+    #[test]
+    fn methods_parse_in_any_case_and_are_sent_as_named() {
+        for method in RestMethod::ALL {
+            assert_eq!(parse_method(method.as_str()), Ok(method));
+            assert_eq!(
+                parse_method(&method.as_str().to_ascii_lowercase()),
+                Ok(method)
+            );
+            assert_eq!(to_http(method).as_str(), method.as_str());
+        }
+    }
+
+    #[test]
+    fn methods_bad() {
+        for bad in ["", "OPTIONS", "CONNECT", "TRACE", "GET ", "G\u{130}T"] {
+            assert_eq!(
+                parse_method(bad),
+                Err(MethodError(bad.to_string())),
+                "{bad:?}"
+            );
+        }
     }
 }

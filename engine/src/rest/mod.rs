@@ -86,7 +86,7 @@ pub use config::{
     BlockConfigError, BlockConfigErrorKind, BodyEncoding, CompileError, DEFAULT_RESPONSE_PROPERTY,
     Param, PolicyLimitError, RestConfig,
 };
-pub use method::{MethodError, RestMethod};
+pub use method::{MethodError, RestMethod, parse_method};
 pub use run::{MAX_REDIRECTS, RestError, RestOutcome};
 
 /// A compiled REST API block: templates parsed, names checked. Cheap to

@@ -288,7 +288,7 @@ impl RestBlock {
             }
             url.query_pairs_mut().extend_pairs(pairs);
         }
-        let mut request = Request::new(self.method.to_http(), url);
+        let mut request = Request::new(super::method::to_http(self.method), url);
         if let Some(limit) = self.max_response_bytes {
             request = request.max_response_bytes(limit);
         }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use chatflow_engine::Properties;
 use chatflow_engine::net::HttpClient;
-use chatflow_engine::rest::{BodyEncoding, Param, RestConfig, RestMethod, RestOutcome};
+use chatflow_engine::rest::{
+    BodyEncoding, Param, RestConfig, RestMethod, RestOutcome, parse_method,
+};
 
 use super::{Status, parse_sets, runtime};
 use chatflow_server::NetArgs;
@@ -44,7 +46,7 @@ Exit status: 0 success or ignored error, 1 the block stops the conversation,
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {
     /// HTTP method: GET, POST, PUT, DELETE, PATCH or HEAD.
-    #[arg(long, default_value = "GET")]
+    #[arg(long, default_value = "GET", value_parser = parse_method)]
     method: RestMethod,
     /// The URL, a template; properties may appear in the path and query,
     /// not in the scheme or host.

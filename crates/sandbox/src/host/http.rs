@@ -51,7 +51,7 @@ use chatflow_abi::IMPORT_MODULE;
 use chatflow_abi::imports::{
     HTTP_REQUEST, HTTP_RESPONSE_BODY, HTTP_RESPONSE_HEADERS, HTTP_RESPONSE_STATUS,
 };
-use chatflow_net::{HttpClient, Method, NetError, Request};
+use chatflow_net::{HttpClient, NetError, Request};
 
 use crate::limits::LimitKind;
 use crate::outcome::RunError;
@@ -138,7 +138,7 @@ fn build_request(bytes: &[u8], response_cap: u64) -> Result<Request, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("malformed http request: {e}"))?;
     // The ABI's methods (upper case only), as the HTTP client names them.
     let method: chatflow_abi::http::Method = req.method.parse().map_err(|e| format!("{e}"))?;
-    let method = Method::from_bytes(method.as_str().as_bytes()).map_err(|e| e.to_string())?;
+    let method = chatflow_net::abi_method(method);
     let url = Url::parse(&req.url).map_err(|e| format!("bad url: {e}"))?;
     let mut request = Request::new(method, url).max_response_bytes(response_cap);
     for (name, value) in &req.headers {
@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn the_request_fields_are_the_abis() {
         let request = build_request(request("PUT", "X-Key").as_bytes(), 10).unwrap();
-        assert_eq!(request.method(), &Method::PUT);
+        assert_eq!(request.method(), &chatflow_net::Method::PUT);
         // Only the required fields.
         let json = serde_json::json!({ field::METHOD: "GET", field::URL: "http://127.0.0.1:1/" });
         assert!(build_request(json.to_string().as_bytes(), 10).is_ok());
