@@ -199,3 +199,41 @@ impl std::fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::net::{Egress, EgressFuture, EgressRequest, EgressResponse, StatusCode};
+
+    use super::*;
+
+    /// An egress that answers every request with an empty 204.
+    struct NoContent;
+
+    impl Egress for NoContent {
+        fn send(&self, _request: EgressRequest) -> EgressFuture<'_> {
+            Box::pin(async { Ok(EgressResponse::new(StatusCode::NO_CONTENT, Vec::new())) })
+        }
+    }
+
+    #[test]
+    fn an_operator_egress_builds_an_engine_with_or_without_reqwest() {
+        let config = EngineConfig::default().with_egress(Arc::new(NoContent));
+        assert!(Engine::new(config).is_ok());
+    }
+
+    /// Only compiled when nothing in the build turns `reqwest` on (`cargo
+    /// test -p chatflow-engine --lib --no-default-features`, which
+    /// `.ci/run` runs).
+    #[cfg(not(feature = "reqwest"))]
+    #[test]
+    fn without_reqwest_an_engine_needs_an_egress() {
+        let err = Engine::new(EngineConfig::default()).unwrap_err();
+        assert!(matches!(err, EngineError::NoEgress), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "no egress: enable the `reqwest` feature or set one with EngineConfig::with_egress"
+        );
+    }
+}
