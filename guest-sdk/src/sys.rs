@@ -215,19 +215,13 @@ pub(crate) fn with_bytes<R>(
     with: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, i32> {
     let mut stack = [MaybeUninit::<u8>::uninit(); STACK_BUF];
-    let len = call(&mut stack);
-    if len < 0 {
-        return Err(len);
+    match first_call(&mut call, &mut stack)? {
+        First::Fits(bytes) => Ok(with(bytes)),
+        First::Larger(len) => {
+            let vec = read_exact(call, len)?;
+            Ok(with(&vec))
+        }
     }
-    let len = len as usize;
-    if len <= STACK_BUF {
-        // SAFETY: the host wrote `len` bytes (all of the result) at the start
-        // of the buffer.
-        let bytes = unsafe { std::slice::from_raw_parts(stack.as_ptr().cast::<u8>(), len) };
-        return Ok(with(bytes));
-    }
-    let vec = read_exact(call, len)?;
-    Ok(with(&vec))
 }
 
 /// Reads a result into an exact-size `Vec`: one call into a stack buffer for
@@ -237,17 +231,39 @@ pub(crate) fn read_vec(
     mut call: impl FnMut(&mut [MaybeUninit<u8>]) -> i32,
 ) -> Result<Vec<u8>, i32> {
     let mut stack = [MaybeUninit::<u8>::uninit(); STACK_BUF];
-    let len = call(&mut stack);
+    match first_call(&mut call, &mut stack)? {
+        First::Fits(bytes) => Ok(bytes.to_vec()),
+        First::Larger(len) => read_exact(call, len),
+    }
+}
+
+/// What the first call of the length protocol, into a stack buffer, gave.
+enum First<'a> {
+    /// All of the result, in the stack buffer.
+    Fits(&'a [u8]),
+    /// The result's full length, larger than the stack buffer.
+    Larger(usize),
+}
+
+/// First step of the length protocol: one call into `stack`; a negative
+/// return (an error code) is `Err`.
+#[inline]
+fn first_call<'a>(
+    call: &mut impl FnMut(&mut [MaybeUninit<u8>]) -> i32,
+    stack: &'a mut [MaybeUninit<u8>; STACK_BUF],
+) -> Result<First<'a>, i32> {
+    let len = call(&mut stack[..]);
     if len < 0 {
         return Err(len);
     }
     let len = len as usize;
-    if len <= STACK_BUF {
-        // SAFETY: as in `with_bytes`.
-        let bytes = unsafe { std::slice::from_raw_parts(stack.as_ptr().cast::<u8>(), len) };
-        return Ok(bytes.to_vec());
+    if len > STACK_BUF {
+        return Ok(First::Larger(len));
     }
-    read_exact(call, len)
+    // SAFETY: the host wrote `len` bytes (all of the result) at the start of
+    // the buffer.
+    let bytes = unsafe { std::slice::from_raw_parts(stack.as_ptr().cast::<u8>(), len) };
+    Ok(First::Fits(bytes))
 }
 
 /// Reads a result expected to be large (an API response, a response body):

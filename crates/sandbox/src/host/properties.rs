@@ -75,6 +75,14 @@ fn too_long(len: usize) -> Option<String> {
     })
 }
 
+/// The name a write or removal names, checked: UTF-8 and a valid property
+/// name; otherwise the message of the `INVALID` return.
+fn valid_name(bytes: &[u8]) -> Result<&str, String> {
+    let name = std::str::from_utf8(bytes).map_err(|_| "property name is not UTF-8".to_string())?;
+    validate_name(name).map_err(|err| err.to_string())?;
+    Ok(name)
+}
+
 fn property_set(
     mut caller: Caller<'_, RunState>,
     name_ptr: i32,
@@ -105,12 +113,10 @@ fn property_set(
     let work = scan_fuel(bytes) + lookup_fuel(name.len(), entries(state)) + store_fuel(kept(bytes));
     charge(&mut caller, work)?;
     let (data, state) = mem.data_and_store_mut(&mut caller);
-    let Ok(name) = std::str::from_utf8(&data[name]) else {
-        return guest_error(&mut caller, code::INVALID, "property name is not UTF-8");
+    let name = match valid_name(&data[name]) {
+        Ok(name) => name,
+        Err(message) => return guest_error(&mut caller, code::INVALID, message),
     };
-    if let Err(err) = validate_name(name) {
-        return guest_error(&mut caller, code::INVALID, err.to_string());
-    }
     let Ok(value) = std::str::from_utf8(&data[value]) else {
         let message = format!("value of property {} is not UTF-8", quoted(name));
         return guest_error(&mut caller, code::INVALID, message);
@@ -139,12 +145,10 @@ fn property_remove(
     let work = scan_fuel(bytes) + lookup_fuel(bytes, entries(state)) + store_fuel(kept(bytes));
     charge(&mut caller, work)?;
     let (data, state) = mem.data_and_store_mut(&mut caller);
-    let Ok(name) = std::str::from_utf8(&data[name]) else {
-        return guest_error(&mut caller, code::INVALID, "property name is not UTF-8");
+    let name = match valid_name(&data[name]) {
+        Ok(name) => name,
+        Err(message) => return guest_error(&mut caller, code::INVALID, message),
     };
-    if let Err(err) = validate_name(name) {
-        return guest_error(&mut caller, code::INVALID, err.to_string());
-    }
     state.count_written(bytes)?;
     state.parse.forget(name);
     state.changes.remove(name);

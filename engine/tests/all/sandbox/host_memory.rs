@@ -608,9 +608,9 @@ async fn serve() -> String {
 
 mod counted {
     use chatflow_engine::Properties;
-    use chatflow_engine::sandbox::{CodeModule, LimitKind, RunError, Sandbox};
+    use chatflow_engine::sandbox::{CodeModule, LimitKind, Sandbox};
 
-    use super::super::{failed, ok, sandbox};
+    use super::super::{failed_limit, ok, sandbox};
     use crate::support::server::TestServer;
 
     const HTTP_IMPORTS: &str = r#"
@@ -628,19 +628,6 @@ mod counted {
         ))
         .expect("valid WAT");
         sb.load(&wasm).expect("valid module")
-    }
-
-    /// A run that must end on `which` = `value`, committing nothing.
-    async fn limit(
-        sb: &Sandbox,
-        outcome: chatflow_engine::sandbox::Outcome,
-        which: LimitKind,
-        value: u64,
-    ) {
-        match failed(sb, outcome).await {
-            RunError::Limit { which: w, value: v } if w == which && v == value => {}
-            other => panic!("expected limit {which} = {value}, got {other:?}"),
-        }
     }
 
     #[tokio::test]
@@ -701,7 +688,7 @@ mod counted {
         let limits = sb.default_limits().with_written_bytes(7 * 129);
         let props: Properties = [("h", "kept")].into_iter().collect();
         let outcome = sb.run(&m, &props, &limits).await;
-        limit(&sb, outcome, LimitKind::WrittenBytes, 7 * 129).await;
+        failed_limit(&sb, outcome, LimitKind::WrittenBytes, 7 * 129).await;
     }
 
     #[tokio::test]
@@ -718,7 +705,7 @@ mod counted {
         );
         let limits = sb.default_limits().with_written_bytes(1000);
         let outcome = sb.run(&m, &Properties::new(), &limits).await;
-        limit(&sb, outcome, LimitKind::WrittenBytes, 1000).await;
+        failed_limit(&sb, outcome, LimitKind::WrittenBytes, 1000).await;
     }
 
     #[tokio::test]
@@ -801,7 +788,7 @@ mod counted {
         let limits = sb.default_limits().with_http_response_bytes(1000);
         let outcome = sb.run(&m, &Properties::new(), &limits).await;
         assert_eq!(outcome.http_calls, 2);
-        limit(&sb, outcome, LimitKind::HttpResponseBytes, 1000).await;
+        failed_limit(&sb, outcome, LimitKind::HttpResponseBytes, 1000).await;
     }
 
     #[tokio::test]
@@ -870,7 +857,7 @@ mod counted {
         );
         let limits = sb.default_limits().with_written_bytes(2000);
         let outcome = sb.run(&m, &Properties::new(), &limits).await;
-        limit(&sb, outcome, LimitKind::WrittenBytes, 2000).await;
+        failed_limit(&sb, outcome, LimitKind::WrittenBytes, 2000).await;
         assert_eq!(server.hits(), 0, "nothing was sent");
     }
 

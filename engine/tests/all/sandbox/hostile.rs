@@ -8,7 +8,7 @@ use chatflow_engine::sandbox::{
     CancelToken, GuestMemoryError, LimitKind, Limits, LogLevel, RunError,
 };
 
-use super::{IMPORTS, failed, load, ok, sandbox};
+use super::{IMPORTS, failed, failed_limit, load, ok, sandbox};
 
 const LOOP: &str = r#"
   (func (export "chatflow_run") (result i32)
@@ -253,17 +253,13 @@ async fn oversized_property_value() {
              (i32.const 0))"#,
     );
     let limits = sb.default_limits().with_property_value_bytes(999);
-    let err = failed(&sb, sb.run(&module, &Properties::new(), &limits).await).await;
-    assert!(
-        matches!(
-            err,
-            RunError::Limit {
-                which: LimitKind::PropertyValueBytes,
-                value: 999
-            }
-        ),
-        "{err:?}"
-    );
+    failed_limit(
+        &sb,
+        sb.run(&module, &Properties::new(), &limits).await,
+        LimitKind::PropertyValueBytes,
+        999,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -279,17 +275,13 @@ async fn total_written_bytes() {
              (i32.const 0))"#,
     );
     let limits = sb.default_limits().with_written_bytes(1000);
-    let err = failed(&sb, sb.run(&module, &Properties::new(), &limits).await).await;
-    assert!(
-        matches!(
-            err,
-            RunError::Limit {
-                which: LimitKind::WrittenBytes,
-                value: 1000
-            }
-        ),
-        "{err:?}"
-    );
+    failed_limit(
+        &sb,
+        sb.run(&module, &Properties::new(), &limits).await,
+        LimitKind::WrittenBytes,
+        1000,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -307,17 +299,13 @@ async fn too_many_messages() {
              (i32.const 0))"#,
     );
     let limits = sb.default_limits().with_messages(3);
-    let err = failed(&sb, sb.run(&module, &Properties::new(), &limits).await).await;
-    assert!(
-        matches!(
-            err,
-            RunError::Limit {
-                which: LimitKind::Messages,
-                value: 3
-            }
-        ),
-        "{err:?}"
-    );
+    failed_limit(
+        &sb,
+        sb.run(&module, &Properties::new(), &limits).await,
+        LimitKind::Messages,
+        3,
+    )
+    .await;
 
     let limits = sb.default_limits().with_messages(4);
     let output = ok(sb.run(&module, &Properties::new(), &limits).await);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chatflow_engine::Properties;
-use chatflow_engine::sandbox::{CodeModule, Outcome, RunError, Sandbox, SandboxConfig};
+use chatflow_engine::sandbox::{CodeModule, LimitKind, Outcome, RunError, Sandbox, SandboxConfig};
 
 mod abi;
 mod cache;
@@ -88,6 +88,15 @@ pub async fn failed(sandbox: &Sandbox, outcome: Outcome) -> RunError {
         .expect("a normal run after the failure succeeds");
     assert_eq!(output.changes.get("done"), Some(Some("yes")));
     error
+}
+
+/// A run that must end on the limit `which` = `value`, committing nothing
+/// (and checked as [`failed`] checks any failure).
+pub async fn failed_limit(sandbox: &Sandbox, outcome: Outcome, which: LimitKind, value: u64) {
+    match failed(sandbox, outcome).await {
+        RunError::Limit { which: w, value: v } if w == which && v == value => {}
+        other => panic!("expected limit {which} = {value}, got {other:?}"),
+    }
 }
 
 /// The output of a run that must succeed.
