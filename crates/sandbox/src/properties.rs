@@ -4,6 +4,16 @@
 //! values such as `phone`, `order_id` or `API Response`. Names are free text
 //! (spaces allowed); values are UTF-8 text.
 //!
+//! Values are text, not bytes, because ABI v1 promises guests UTF-8 (the
+//! SDK hands them `&str`, and `json_select`/`xml_select` work on text): a
+//! value in another charset is decoded once, before it is stored. The REST
+//! API block does that from the response's `Content-Type` charset; an
+//! embedder holding a response's bytes uses
+//! [`chatflow_net::decode_text`] the same way (Latin-1, Shift_JIS, UTF-16,
+//! … per the WHATWG encodings; bad bytes become U+FFFD). A value the
+//! embedder already holds as an `Arc<str>` is stored without a copy
+//! ([`Properties::set`] takes `impl Into<Arc<str>>`).
+//!
 //! Blocks never write to [`Properties`] directly. A block reads a snapshot
 //! (a cheap clone: the map is shared copy-on-write) and records its writes in
 //! a [`ChangeSet`]; the caller commits the change set with
